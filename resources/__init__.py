@@ -1,0 +1,12 @@
+"""Per-deployment resources: the only place that turns a Deployment into live connections."""
+
+from resources.datasets import DatasetStore
+from resources.market_data import MarketDataResource
+from tradeops_assets.deployment import Deployment
+
+
+def for_deployment(deployment: Deployment) -> dict:
+    return {
+        "market_data": MarketDataResource(source=deployment.market_source),
+        "datasets": DatasetStore(root=str(deployment.datasets_root), remote=deployment.dvc_remote),
+    }

@@ -1,0 +1,20 @@
+"""The code location: resolves the deployment once and merges every group's definitions."""
+
+import dagster as dg
+
+from resources import for_deployment
+from sensors import sensors
+from tradeops_assets.defs import features, market_data
+from tradeops_assets.deployment import Deployment
+
+DEPLOYMENT = Deployment.from_env()
+
+defs = dg.Definitions.merge(
+    market_data.defs(DEPLOYMENT),
+    features.defs,
+    dg.Definitions(
+        resources=for_deployment(DEPLOYMENT),
+        sensors=sensors,
+        executor=dg.in_process_executor,
+    ),
+)

@@ -1,0 +1,11 @@
+"""Features: the one causal feature set shared by training and serving."""
+
+import dagster as dg
+
+from tradeops_assets.defs.features import checks
+from tradeops_assets.defs.features.assets import market_features
+
+defs = dg.Definitions(
+    assets=[market_features],
+    asset_checks=[checks.features_schema, checks.features_finite, checks.features_no_look_ahead],
+)

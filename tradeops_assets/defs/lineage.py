@@ -1,0 +1,73 @@
+"""What every materialisation records so an auditor can reproduce it.
+
+Code version: a hash of the source of the modules an asset runs, so it changes
+exactly when the logic does. Metadata: git commit, library versions, config and
+upstream data versions.
+"""
+
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+import dagster as dg
+
+LIBRARIES = ("polars", "pandera", "numpy", "pyarrow", "dagster")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_version(*modules: ModuleType) -> str:
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def git_commit() -> str:
+    if os.environ.get("TRADEOPS_GIT_COMMIT"):
+        return os.environ["TRADEOPS_GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in LIBRARIES}
+
+
+def combined_version(versions: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def lineage_metadata(*, config: dict, upstream: dict[str, str] | None = None) -> dict:
+    meta = {
+        "git_commit": git_commit(),
+        "library_versions": dg.MetadataValue.json(library_versions()),
+        "config": dg.MetadataValue.json(config),
+    }
+    if upstream is not None:
+        meta["upstream_versions"] = dg.MetadataValue.json(upstream)
+    return meta
