@@ -116,7 +116,8 @@ def _non_finite(bars: pl.DataFrame, _: ValidationPolicy) -> pl.Series:
 def _ohlc_inconsistent(bars: pl.DataFrame, _: ValidationPolicy) -> pl.Series:
     o, h, lo, c = (pl.col(x) for x in PRICE_COLUMNS)
     bad = (h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo)
-    return _where(bars, bad.fill_null(False))
+    judged = pl.all_horizontal([pl.col(x).is_finite() for x in PRICE_COLUMNS])  # NaN: bars_finite
+    return _where(bars, (bad & judged).fill_null(False))
 
 
 def _duplicates(bars: pl.DataFrame, _: ValidationPolicy) -> pl.Series:
