@@ -75,7 +75,9 @@ class DvcRepo:
             self.root.mkdir(parents=True, exist_ok=True)
             self.run("init", "--no-scm", "-q")
             self.run("config", "core.autostage", "false")
-            self.run("config", "cache.type", "reflink,hardlink,copy")
+            self.run(
+                "config", "cache.type", "reflink,copy"
+            )  # a link would let an in-place write corrupt the cache
             self.run("remote", "add", "-d", "-f", REMOTE_NAME, self.remote_url)
         if "://" not in self.remote_url:
             Path(self.remote_url).mkdir(parents=True, exist_ok=True)

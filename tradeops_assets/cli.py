@@ -45,7 +45,7 @@ def demo(deployment: Deployment) -> None:
             "-m",
             MODULE,
             "--select",
-            "market_bars*",
+            "key:market_bars+",
             "--partition-range",
             f"{todo[0]}...{todo[-1]}",
         )

@@ -28,7 +28,8 @@ def test_each_corruption_fails_exactly_its_rule_and_names_the_rows(rule, synthet
     assert {name for name, r in results.items() if not r.passed} == {rule}
     result = results[rule]
     assert result.failing_rows >= 1
-    assert rule in result.message and str(result.failing_rows) in result.message
+    assert rule in result.message
+    assert str(result.failing_rows) in result.message
     assert result.sample.height >= 1
     # Rows are reported by their position in the data as delivered.
     assert min(result.sample["__row"].to_list()) in range(ROW - 1, ROW + 2)

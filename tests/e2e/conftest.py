@@ -1,0 +1,108 @@
+"""Runs the real Dagster CLI against a real local instance, as an engineer would."""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MODULE = "tradeops_assets.definitions"
+
+
+@dataclass
+class Pipeline:
+    home: Path
+    source: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TRADEOPS_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.home / "dagster"),
+            "TRADEOPS_MARKET_SOURCE": self.source,
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+        }
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            args, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=600, check=False
+        )
+
+    def tradeops(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run(str(BIN / "tradeops"), *args)
+
+    def materialize(self, select: str, partition_range: str | None = None):
+        extra = ["--partition-range", partition_range] if partition_range else []
+        return self.run(
+            str(BIN / "dagster"), "asset", "materialize", "-m", MODULE, "--select", select, *extra
+        )
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home / "dagster"))
+
+    def materializations(self, asset: str) -> list[dg.EventLogEntry]:
+        with self.instance() as instance:
+            records = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
+            return [r.event_log_entry for r in records]
+
+    def check_evaluations(self) -> dict[str, object]:
+        """The latest run's check evaluations, by check name."""
+        with self.instance() as instance:
+            run = instance.get_runs(limit=1)[0]
+            logs = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            return {
+                e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
+                for e in logs
+            }
+
+
+@pytest.fixture
+def make_pipeline(tmp_path):
+    def make(source: str) -> Pipeline:
+        home = tmp_path / "home"
+        (home / "dagster").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home / "dagster" / "dagster.yaml")
+        return Pipeline(home, source)
+
+    return make
+
+
+def write_vendor_per_symbol(bars: pl.DataFrame, folder: Path) -> Path:
+    """Yahoo-style files, one per symbol: Date, Open, High, Low, Close, Adj Close, Volume."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for (symbol,), frame in bars.group_by("symbol", maintain_order=True):
+        frame.select(
+            pl.col("timestamp").dt.strftime("%Y-%m-%d").alias("Date"),
+            (pl.col("open") / 0.98).alias("Open"),
+            (pl.col("high") / 0.98).alias("High"),
+            (pl.col("low") / 0.98).alias("Low"),
+            (pl.col("close") / 0.98).alias("Close"),
+            pl.col("close").alias("Adj Close"),
+            pl.col("volume").alias("Volume"),
+        ).write_csv(folder / f"{symbol}.csv")
+    return folder
+
+
+def write_vendor_per_day(bars: pl.DataFrame, folder: Path) -> Path:
+    """Another vendor: one file per trading day, symbol in a 'Ticker' column, 'Vol' header."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for (day,), frame in bars.group_by(pl.col("timestamp").dt.date(), maintain_order=True):
+        frame.select(
+            pl.col("symbol").alias("Ticker"),
+            pl.col("timestamp").dt.strftime("%m/%d/%Y").alias("Date"),
+            (pl.col("open") * 1.01).alias("Open"),
+            (pl.col("high") * 1.01).alias("High"),
+            (pl.col("low") * 1.01).alias("Low"),
+            (pl.col("close") * 1.01).alias("Close"),
+            pl.col("close").alias("Adj Close"),
+            pl.col("volume").alias("Vol"),
+        ).write_csv(folder / f"{day}.csv")
+    return folder

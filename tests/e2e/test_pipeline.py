@@ -1,0 +1,143 @@
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.corruptions import CORRUPTIONS
+from tests.e2e.conftest import BIN, write_vendor_per_day, write_vendor_per_symbol
+from tradeops_assets.core import features
+from tradeops_assets.core.synthetic import SyntheticSpec, generate
+from tradeops_assets.core.validation import RULES
+
+pytestmark = pytest.mark.slow
+BAR_CHECKS = {rule.name for rule in RULES}
+FEATURE_CHECKS = {"features_schema", "features_finite", "features_no_look_ahead"}
+
+
+def small_market() -> pl.DataFrame:
+    return generate(SyntheticSpec(symbols=2, bars=260, seed=11))
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def months(bars: pl.DataFrame) -> int:
+    return bars["timestamp"].dt.truncate("1mo").n_unique()
+
+
+def test_demo_on_sample_versions_everything_and_restores_exact_bytes(make_pipeline, tmp_path):
+    pipe = make_pipeline("sample")
+    done = pipe.tradeops("demo")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Dagster UI" in done.stdout
+
+    bars = pipe.materializations("market_bars")
+    partitions = {e.dagster_event.partition for e in bars}
+    assert len(partitions) == len(bars) >= 100  # whole GOOGL + EURUSD history, once each
+    # One run carried the whole history (single-run backfill).
+    assert len({e.run_id for e in bars}) == 1
+
+    (feature_event,) = pipe.materializations("market_features")
+    meta = feature_event.asset_materialization.metadata
+    for key in ("dvc_md5", "git_commit", "library_versions", "config", "upstream_versions"):
+        assert key in meta, key
+    upstream = meta["upstream_versions"].value
+    assert len(upstream) == len(partitions)
+    tags = feature_event.asset_materialization.tags
+    assert tags["dagster/data_version"] == meta["dvc_md5"].value
+    assert tags["dagster/code_version"]
+
+    stored = pipe.home / "datasets" / "market_features" / "full.parquet"
+    feature_md5 = meta["dvc_md5"].value
+    assert md5(stored) == feature_md5
+    stored.write_bytes(b"overwritten by a later run")  # the workspace copy is gone ...
+    out = tmp_path / "restored"
+    restored = pipe.tradeops("data", "restore", "--version", feature_md5, "--out", str(out))
+    assert restored.returncode == 0, restored.stderr
+    got = out / "market_features" / "full.parquet"
+    assert md5(got) == feature_md5  # ... and DVC still returns the exact bytes
+    assert pl.read_parquet(got).columns[-len(features.FEATURE_COLUMNS) :] == list(
+        features.FEATURE_COLUMNS
+    )
+
+    unknown = pipe.tradeops("data", "restore", "--version", "0" * 32, "--out", str(out))
+    assert unknown.returncode == 2
+    assert "no snapshot with md5 " + "0" * 32 in unknown.stderr
+
+    again = pipe.tradeops("demo")
+    assert again.returncode == 0
+    assert "already materialised" in again.stdout
+    assert len(pipe.materializations("market_bars")) == len(bars)
+
+
+def test_string_selection_and_dvc_push_work_from_one_install(make_pipeline):
+    """The antlr trap: Dagster needs antlr4 4.13, DVC's hydra pins 4.9. Both must work here."""
+    pipe = make_pipeline("synthetic:symbols=2,bars=120,seed=2")
+    done = pipe.materialize("key:market_bars+", "2015-01-01...2015-06-01")
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote = pipe.home / "dvc-remote"
+    pushed = [p for p in remote.rglob("*") if p.is_file()]
+    assert len(pushed) >= 6  # six months of bars + features, pushed by dvc from .venv-dvc
+    antlr = pipe.run(
+        str(BIN / "python"),
+        "-c",
+        "import importlib.metadata as m;print(m.version('antlr4-python3-runtime'))",
+    )
+    assert antlr.stdout.startswith("4.13")
+
+
+def test_vendor_per_day_files_with_adj_close_work_without_code_change(make_pipeline, tmp_path):
+    bars = small_market()
+    folder = write_vendor_per_day(bars, tmp_path / "vendor")
+    pipe = make_pipeline(str(folder))
+    done = pipe.tradeops("demo")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert len(pipe.materializations("market_bars")) == months(bars)
+    stored = pl.read_parquet(pipe.home / "datasets" / "market_features" / "full.parquet")
+    assert stored.height == bars.height - 2 * features.WARMUP_BARS
+    expected = features.compute_features(bars)
+    assert stored["close"].to_numpy() == pytest.approx(expected["close"].to_numpy(), rel=1e-12)
+
+
+def test_a_new_month_of_files_processes_only_that_month(make_pipeline, tmp_path):
+    bars = small_market()
+    cutoff = pl.datetime(2015, 12, 1, time_zone="UTC")
+    folder = tmp_path / "vendor"
+    write_vendor_per_day(bars.filter(pl.col("timestamp") < cutoff), folder)
+    pipe = make_pipeline(str(folder))
+    assert pipe.tradeops("demo").returncode == 0
+    first = len(pipe.materializations("market_bars"))
+
+    write_vendor_per_day(bars.filter(pl.col("timestamp") >= cutoff), folder)
+    second = pipe.tradeops("demo")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "1 new month(s), 2015-12-01 .. 2015-12-01" in second.stdout
+    events = pipe.materializations("market_bars")
+    assert len(events) == first + 1
+    assert events[0].dagster_event.partition == "2015-12-01"
+    assert len(pipe.materializations("market_features")) == 2
+
+
+@pytest.mark.parametrize("rule", sorted(CORRUPTIONS))
+def test_corrupt_bars_fail_their_check_and_block_features(rule, make_pipeline, tmp_path):
+    bars = CORRUPTIONS[rule](small_market())
+    folder = write_vendor_per_symbol(bars, tmp_path / "vendor")
+    pipe = make_pipeline(str(folder))
+    done = pipe.tradeops("demo")
+    assert done.returncode != 0
+
+    checks = pipe.check_evaluations()
+    assert set(checks) == BAR_CHECKS  # every bar check ran; no feature check did
+    failed = {name for name, ev in checks.items() if not ev.passed}
+    assert failed == {rule}
+    meta = checks[rule].metadata
+    assert meta["rule"].value == rule
+    assert meta["failing_rows"].value >= 1
+    assert json.loads(json.dumps(meta["first_offending_rows"].value))[0]["symbol"] == "SYN0000"
+
+    assert pipe.materializations("market_features") == []
+    raw = list((pipe.home / "datasets" / "market_bars").glob("*.parquet"))
+    assert len(raw) == months(bars)  # the raw months stay stored for inspection
