@@ -15,6 +15,7 @@ computed per symbol.
 
 import math
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 
@@ -53,6 +54,25 @@ def _safe_div(num: pl.Expr, den: pl.Expr, fallback: float) -> pl.Expr:
     return pl.when(den > 0).then(num / den).otherwise(pl.lit(fallback))
 
 
+def _alpha(span: int | None, alpha: float | None) -> float:
+    return 2.0 / (span + 1.0) if span is not None else float(alpha)  # type: ignore[arg-type]
+
+
+def _decay_name(a: float) -> str:
+    return f"_decay_{a:.12g}"
+
+
+def _decay(a: float) -> pl.Expr:
+    """(1-a)^k for k = bar index within the symbol, looked up rather than exponentiated.
+
+    The table stops where (1-a)^k underflows to zero, so every later bar reads 0.
+    """
+    length = math.ceil(math.log(1e-300) / math.log1p(-a))
+    table = pl.Series(np.power(1.0 - a, np.arange(length + 1)))
+    table[length] = 0.0
+    return pl.lit(table).gather(pl.col("_bar").clip(upper_bound=length)).alias(_decay_name(a))
+
+
 def _ewm(expr: pl.Expr, *, span: int | None = None, alpha: float | None = None) -> pl.Expr:
     """Per-symbol EWM (y_0 = x_0, y_t = (1-a) y_{t-1} + a x_t) without a group-by.
 
@@ -60,10 +80,23 @@ def _ewm(expr: pl.Expr, *, span: int | None = None, alpha: float | None = None) 
     carried in from the previous symbol, which then decays geometrically:
     y_t = z_t - (1-a)^k (z_s - x_s), with s the symbol's first row and k = t - s.
     """
-    a = 2.0 / (span + 1.0) if span is not None else float(alpha)  # type: ignore[arg-type]
+    a = _alpha(span, alpha)
     z = expr.ewm_mean(alpha=a, adjust=False)
     carried = pl.when(pl.col("_bar") == 0).then(z - expr).forward_fill()
-    return z - carried * (pl.col("_bar").cast(pl.Float64) * math.log1p(-a)).exp()
+    return z - carried * pl.col(_decay_name(a))
+
+
+EWM_ALPHAS = tuple(
+    sorted(
+        {
+            _alpha(None, 1 / RSI_PERIOD),
+            _alpha(None, 1 / ATR_PERIOD),
+            _alpha(MACD_FAST, None),
+            _alpha(MACD_SLOW, None),
+            _alpha(MACD_SIGNAL, None),
+        }
+    )
+)
 
 
 def _stages() -> list[list[pl.Expr]]:
@@ -73,6 +106,7 @@ def _stages() -> list[list[pl.Expr]]:
         close.log().alias("_log_close"),
         pl.when(pl.col("_bar") > 0).then(close.shift(1)).alias("_prev_close"),
         pl.col("volume").log1p().alias("_log_volume"),
+        *[_decay(a) for a in EWM_ALPHAS],
     ]
     derived = [
         pl.col("_log_close").diff().alias("_ret1"),
