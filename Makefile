@@ -9,6 +9,8 @@ export TRADEOPS_MARKET_SOURCE ?= sample
 export DAGSTER_HOME := $(TRADEOPS_HOME)/dagster
 export TRADEOPS_DVC := $(CURDIR)/$(DVC_VENV)/bin/dvc
 export DAGSTER_DISABLE_TELEMETRY := 1
+export MLFLOW_TRACKING_URI ?= sqlite:///$(TRADEOPS_HOME)/mlflow/mlflow.db
+export BENTOML_HOME ?= $(TRADEOPS_HOME)/bentoml
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
 .PHONY: demo test lint ui bench check-defs clean-home
@@ -32,7 +34,7 @@ $(DVC_VENV)/.installed: pyproject.toml requirements/dvc-lock.txt
 env: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p $(DAGSTER_HOME) $(TRADEOPS_HOME)/mlflow $(BENTOML_HOME)
 	cp $< $@
 
 demo: env

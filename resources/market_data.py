@@ -21,3 +21,6 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def bars_between(self, start: datetime, end: datetime) -> pl.DataFrame:
         return window(_all_bars(self.source), start, end)
+
+    def fingerprint(self) -> dict[str, str]:
+        return parse_source(self.source).fingerprint()

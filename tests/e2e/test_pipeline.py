@@ -95,7 +95,12 @@ def test_vendor_per_day_files_with_adj_close_work_without_code_change(make_pipel
     pipe = make_pipeline(str(folder))
     done = pipe.tradeops("demo")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert len(pipe.materializations("market_bars")) == months(bars)
+    bar_events = pipe.materializations("market_bars")
+    assert len(bar_events) == months(bars)
+    upstream = bar_events[0].asset_materialization.metadata["upstream_versions"].value
+    # The exact vendor files read are the upstream version: one md5 per day file.
+    assert len(upstream) == bars["timestamp"].n_unique()
+    assert all(len(v) == 32 for v in upstream.values())
     stored = pl.read_parquet(pipe.home / "datasets" / "market_features" / "full.parquet")
     assert stored.height == bars.height - 2 * features.WARMUP_BARS
     expected = features.compute_features(bars)

@@ -6,6 +6,7 @@ files. Every source answers the same two questions: what span of history it
 holds (which fixes the partitions) and the bars inside a time window.
 """
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,17 @@ class MarketSource(Protocol):
 
     def bars(self) -> pl.DataFrame: ...
 
+    def fingerprint(self) -> dict[str, str]:
+        """What identifies the input bytes, recorded as market_bars' upstream version."""
+        ...
+
+
+def file_md5s(paths: list[Path], root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes(), usedforsecurity=False).hexdigest()
+        for p in paths
+    }
+
 
 def span_of(bars: pl.DataFrame) -> Span:
     stamps = bars.get_column(TIMESTAMP).drop_nulls()
@@ -49,6 +61,10 @@ class SampleSource:
     def bars(self) -> pl.DataFrame:
         return sample.load_sample()
 
+    def fingerprint(self) -> dict[str, str]:
+        root = sample.data_dir()
+        return file_md5s([root / name for name in sample.FILES.values()], root)
+
 
 @dataclass(frozen=True)
 class SyntheticSource:
@@ -58,6 +74,9 @@ class SyntheticSource:
     def bars(self) -> pl.DataFrame:
         return synthetic.generate(self.spec)
 
+    def fingerprint(self) -> dict[str, str]:
+        return {"synthetic": repr(self.spec)}
+
 
 @dataclass(frozen=True)
 class DirectorySource:
@@ -66,6 +85,9 @@ class DirectorySource:
 
     def bars(self) -> pl.DataFrame:
         return vendor.read_vendor_directory(self.path)
+
+    def fingerprint(self) -> dict[str, str]:
+        return file_md5s(vendor.list_vendor_files(self.path), self.path)
 
 
 def parse_source(spec: str) -> MarketSource:

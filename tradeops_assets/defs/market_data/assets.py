@@ -56,7 +56,10 @@ def build_market_bars(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                 "last_bar": str(bars.get_column("timestamp").max()),
                 "dvc_md5": dg.MetadataValue.json(md5s),
                 "source": market_data.source,
-                **lineage_metadata(config={"source": market_data.source}),
+                **lineage_metadata(
+                    config={"source": market_data.source},
+                    upstream={f"source/{k}": v for k, v in market_data.fingerprint().items()},
+                ),
             },
         )
 
