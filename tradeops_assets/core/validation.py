@@ -40,6 +40,8 @@ class RuleResult:
     passed: bool
     failing_rows: int
     sample: pl.DataFrame = field(repr=False)
+    rows: pl.Series = field(repr=False, default_factory=lambda: pl.Series([], dtype=pl.UInt32))
+    """Positions of the offending rows in the data as delivered; all rows if not evaluated."""
 
     @property
     def message(self) -> str:
@@ -63,6 +65,7 @@ class Rule:
                 passed=False,
                 failing_rows=bars.height,
                 sample=pl.DataFrame({"reason": [f"not evaluated: {SCHEMA_RULE} failed"]}),
+                rows=pl.Series(range(bars.height), dtype=pl.UInt32),
             )
         rows = self.find(bars, policy).unique().sort()
         sample = bars.with_row_index(_ROW)[rows.head(SAMPLE_ROWS).to_list()] if len(rows) else None
@@ -72,6 +75,7 @@ class Rule:
             passed=len(rows) == 0,
             failing_rows=len(rows),
             sample=sample if sample is not None else bars.head(0).with_row_index(_ROW),
+            rows=rows,
         )
 
 

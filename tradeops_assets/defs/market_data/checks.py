@@ -1,10 +1,16 @@
 import dagster as dg
 import polars as pl
 
+# Not re-exported by dagster 1.13; needed to tie a logged evaluation to its materialisation.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
 from resources.datasets import DatasetStore
 from tradeops_assets.core.validation import RULES, Rule, RuleResult
 from tradeops_assets.defs.market_data.assets import MARKET_BARS
 from tradeops_assets.defs.market_data.config import BarValidationConfig
+from tradeops_assets.defs.market_data.partitions import partition_key_expr
 
 BARS_SCHEMA_CHECK = "bars_schema"
 BAR_CHECK_NAMES = tuple(rule.name for rule in RULES)
@@ -39,10 +45,65 @@ def _bar_check(rule: Rule, market_bars: dg.AssetsDefinition) -> dg.AssetChecksDe
         config: BarValidationConfig,
         datasets: DatasetStore,
     ) -> dg.AssetCheckResult:
-        bars, _ = datasets.read(MARKET_BARS, list(context.partition_keys))
-        return check_result(rule.evaluate(bars, config.policy()))
+        keys = list(context.op_execution_context.partition_keys)
+        bars, _ = datasets.read(MARKET_BARS, keys)
+        result = rule.evaluate(bars, config.policy())
+        for event in per_month_evaluations(context, rule, result, bars, keys):
+            context.op_execution_context.log_event(event)
+        return check_result(result)
 
     return bar_check
+
+
+def per_month_evaluations(
+    context: dg.AssetCheckExecutionContext,
+    rule: Rule,
+    result: RuleResult,
+    bars: pl.DataFrame,
+    keys: list[str],
+) -> list[dg.AssetCheckEvaluation]:
+    """One verdict per month, tied to that month's materialisation, for the UI's partition view.
+
+    The blocking verdict judges the run's months together (a gap or jump across two
+    months is visible only that way); Dagster 1.13 records that range-wide result
+    against no partition, which would leave every month "planned" in the UI.
+    """
+    bad_months = (
+        bars[result.rows.to_list()].select(partition_key_expr()).to_series().value_counts()
+        if len(result.rows)
+        else pl.DataFrame({"timestamp": [], "count": []})
+    )
+    bad = dict(zip(bad_months[:, 0].to_list(), bad_months[:, 1].to_list(), strict=True))
+    latest = {
+        record.partition_key: record
+        for record in context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(MARKET_BARS), asset_partitions=keys),
+            limit=len(keys),
+        ).records
+    }
+    events = []
+    for key in keys:
+        record = latest.get(key)
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+            if record
+            else None
+        )
+        events.append(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(MARKET_BARS),
+                check_name=rule.name,
+                passed=key not in bad and (result.passed or rule.name != BARS_SCHEMA_CHECK),
+                metadata={"failing_rows": bad.get(key, 0), "run_verdict": result.message},
+                target_materialization_data=target,
+                severity=dg.AssetCheckSeverity.ERROR,
+                blocking=True,
+                partition=key,
+            )
+        )
+    return events
 
 
 def build_bar_checks(market_bars: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
