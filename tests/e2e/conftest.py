@@ -64,13 +64,17 @@ class Pipeline:
             }
 
 
+def new_home(parent: Path) -> Path:
+    home = parent / "home"
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    return home
+
+
 @pytest.fixture
 def make_pipeline(tmp_path):
     def make(source: str) -> Pipeline:
-        home = tmp_path / "home"
-        (home / "dagster").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home / "dagster" / "dagster.yaml")
-        return Pipeline(home, source)
+        return Pipeline(new_home(tmp_path), source)
 
     return make
 
