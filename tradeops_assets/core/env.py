@@ -1,0 +1,364 @@
+"""The trading simulation a policy learns in, single and vectorised.
+
+One step: the policy sees the last ``window`` feature rows of one symbol up to
+bar t (plus its position and unrealised PnL) and chooses a target position in
+[-1, 1]. The trade fills at bar t's close plus slippage and fees, both charged
+in basis points of the traded fraction; the reward is the new position times
+the next bar's log return, minus those costs and any borrow on a short. Nothing
+after bar t is ever visible at step t.
+
+The single env (`TradingEnv`) and the vectorised one (`VecTradingEnv`, many
+(symbol, offset) episodes per numpy call) share `step_accounting`, so they
+cannot disagree on a fill, a fee or a reward.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import polars as pl
+from stable_baselines3.common.vec_env import VecEnv
+
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.features import FEATURE_COLUMNS
+from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
+
+OBS_CLIP = 10.0
+DISCRETE_POSITIONS = np.array([-1.0, 0.0, 1.0])  # short, flat, long
+RewardKind = Literal["log_return", "drawdown_penalty", "differential_sharpe"]
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    window: int = 16
+    episode_bars: int = 256
+    fee_bps: float = 1.0
+    slippage_bps: float = 2.0
+    max_position: float = 1.0
+    borrow_bps_per_year: float = 0.0
+    bars_per_year: int = 252
+    reward: RewardKind = "log_return"
+    drawdown_penalty: float = 0.5
+    sharpe_eta: float = 0.01
+    discrete: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.episode_bars < 1:
+            raise ConfigError(f"env needs window >= 1 and episode_bars >= 1, got {self}")
+        if not 0 < self.max_position <= 1:
+            raise ConfigError(f"max_position must be in (0, 1], got {self.max_position}")
+        if self.reward not in ("log_return", "drawdown_penalty", "differential_sharpe"):
+            raise ConfigError(f"unknown reward '{self.reward}'")
+
+    @property
+    def cost_per_unit(self) -> float:
+        return (self.fee_bps + self.slippage_bps) / 1e4
+
+    @property
+    def borrow_per_bar(self) -> float:
+        return self.borrow_bps_per_year / 1e4 / self.bars_per_year
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Feature scaling fitted on the training window only, and saved with the policy."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> "Normaliser":
+        std = features.std(axis=0)
+        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        scaled = (features - self.mean) / self.std
+        return np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> "Normaliser":
+        return cls(np.asarray(data["mean"]), np.asarray(data["std"]))
+
+
+@dataclass(frozen=True)
+class MarketArrays:
+    """Every symbol's rows back to back: scaled features and the next bar's log return."""
+
+    features: np.ndarray  # float32 [rows, n_features], scaled
+    next_return: np.ndarray  # float64 [rows]; log(close[t+1] / close[t]), 0 on a symbol's last row
+    starts: np.ndarray  # int64 [symbols]: first row of each symbol
+    ends: np.ndarray  # int64 [symbols]: one past the last row
+    symbols: tuple[str, ...]
+    timestamps: np.ndarray = field(repr=False)
+
+    @classmethod
+    def from_features(cls, frame: pl.DataFrame, normaliser: Normaliser) -> "MarketArrays":
+        frame = frame.sort(SYMBOL, TIMESTAMP)
+        counts = frame.group_by(SYMBOL, maintain_order=True).len()
+        ends = np.cumsum(counts["len"].to_numpy()).astype(np.int64)
+        starts = ends - counts["len"].to_numpy()
+        nxt = frame.select(
+            (pl.col("close").shift(-1) / pl.col("close")).log().over(SYMBOL).fill_null(0.0)
+        ).to_series()
+        raw = frame.select(FEATURE_COLUMNS).to_numpy()
+        return cls(
+            features=np.ascontiguousarray(normaliser.apply(raw)),
+            next_return=nxt.to_numpy().astype(np.float64),
+            starts=starts,
+            ends=ends,
+            symbols=tuple(counts[SYMBOL].to_list()),
+            timestamps=frame[TIMESTAMP].to_numpy(),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.features.shape[1]
+
+
+def step_accounting(
+    position: np.ndarray | float,
+    target: np.ndarray | float,
+    next_return: np.ndarray | float,
+    config: EnvConfig,
+) -> tuple[Any, Any]:
+    """(P&L in log-return units, costs) of moving to ``target`` and holding it one bar.
+
+    Plain operators only, so one definition runs at full speed on Python floats (the
+    single env) and on numpy arrays (the vectorised env).
+    """
+    short = (abs(target) - target) * 0.5
+    cost = config.cost_per_unit * abs(target - position) + config.borrow_per_bar * short
+    return target * next_return - cost, cost
+
+
+def _episode_bounds(
+    arrays: MarketArrays, config: EnvConfig, span: tuple[Any, Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol, the rows [lo, hi) an episode may start on.
+
+    With ``span = (start, end)`` (timestamps) every bar an episode is rewarded on, and
+    the next bar whose return pays it, lies inside [start, end); the observation window
+    may reach back before ``start``, which is the past and allowed.
+    """
+    lo = arrays.starts + config.window - 1
+    last = arrays.ends - 1  # exclusive bound for the rewarded bars: the next bar must exist
+    if span is not None:
+        first_in, end_in = [], []
+        for s, e in zip(arrays.starts, arrays.ends, strict=True):
+            stamps = arrays.timestamps[s:e]
+            first_in.append(s + np.searchsorted(stamps, np.datetime64(span[0], "us")))
+            end_in.append(s + np.searchsorted(stamps, np.datetime64(span[1], "us")))
+        lo = np.maximum(lo, np.asarray(first_in))
+        last = np.minimum(last, np.asarray(end_in) - 1)
+    hi = last - config.episode_bars + 1
+    if np.all(hi <= lo):
+        raise ConfigError(
+            f"no symbol has room for window={config.window} + episode_bars="
+            f"{config.episode_bars} bars inside {span or 'the data'}; "
+            "shorten them or widen the span"
+        )
+    return lo, hi
+
+
+class TradingEnv(gym.Env):
+    """One episode at a time; seeded only through ``reset(seed=...)``."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+
+    def __init__(
+        self,
+        arrays: MarketArrays,
+        config: EnvConfig | None = None,
+        span: tuple[Any, Any] | None = None,
+    ) -> None:
+        self.arrays = arrays
+        self.config = config or EnvConfig()
+        self._lo, self._hi = _episode_bounds(arrays, self.config, span)
+        self._valid = np.flatnonzero(self._hi > self._lo)
+        width = self.config.window * arrays.n_features + 2
+        self._width, self._n = width, arrays.n_features
+        self._flat = arrays.features.reshape(-1)
+        self._returns = arrays.next_return.tolist()
+        self.observation_space = gym.spaces.Box(-OBS_CLIP, OBS_CLIP, (width,), np.float32)
+        self.action_space = (
+            gym.spaces.Discrete(3)
+            if self.config.discrete
+            else gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        )
+        self._row = 0
+        self._steps = 0
+        self._position = 0.0
+        self._unrealised = 0.0
+        self._equity = 0.0
+        self._peak = 0.0
+        self._sharpe_a = 0.0
+        self._sharpe_b = 0.0
+
+    def _target(self, action) -> float:
+        if self.config.discrete:
+            return float(DISCRETE_POSITIONS[int(action)]) * self.config.max_position
+        value = float(action[0]) if hasattr(action, "__len__") else float(action)
+        return min(1.0, max(-1.0, value)) * self.config.max_position
+
+    def _obs(self) -> np.ndarray:
+        obs = np.empty(self._width, np.float32)
+        first = (self._row - self.config.window + 1) * self._n
+        obs[:-2] = self._flat[first : first + self._width - 2]
+        obs[-2] = self._position
+        obs[-1] = min(OBS_CLIP, max(-OBS_CLIP, self._unrealised))
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        symbol = int(self.np_random.choice(self._valid))
+        self._row = int(self.np_random.integers(self._lo[symbol], self._hi[symbol]))
+        self._symbol = symbol
+        self._steps = 0
+        self._position = self._unrealised = self._equity = self._peak = 0.0
+        self._sharpe_a = self._sharpe_b = 0.0
+        return self._obs(), {"symbol": self.arrays.symbols[symbol], "row": self._row}
+
+    def step(self, action):
+        target = self._target(action)
+        r = self._returns[self._row]
+        pnl, cost = step_accounting(self._position, target, r, self.config)
+        reward = pnl if self.config.reward == "log_return" else self._shape(pnl)
+        self._unrealised = self._unrealised + target * r if target == self._position else target * r
+        self._position = target
+        self._row += 1
+        self._steps += 1
+        terminated = self._steps >= self.config.episode_bars
+        info = {"pnl": pnl, "cost": cost, "position": target}
+        return self._obs(), reward, terminated, False, info
+
+    def _shape(self, pnl: float) -> float:
+        if self.config.reward == "log_return":
+            return pnl
+        if self.config.reward == "drawdown_penalty":
+            self._equity += pnl
+            drawdown_before = self._peak - (self._equity - pnl)
+            self._peak = max(self._peak, self._equity)
+            deepened = max(0.0, (self._peak - self._equity) - drawdown_before)
+            return pnl - self.config.drawdown_penalty * deepened
+        # Moody & Saffell's differential Sharpe ratio: the step's contribution to a moving Sharpe.
+        eta, a, b = self.config.sharpe_eta, self._sharpe_a, self._sharpe_b
+        variance = b - a * a
+        dsr = (
+            0.0
+            if variance <= 1e-12
+            else (b * (pnl - a) - 0.5 * a * (pnl * pnl - b)) / variance**1.5
+        )
+        self._sharpe_a = a + eta * (pnl - a)
+        self._sharpe_b = b + eta * (pnl * pnl - b)
+        return float(np.clip(dsr * eta, -1.0, 1.0))
+
+
+class VecTradingEnv(VecEnv):
+    """``num_envs`` episodes over (symbol, offset) pairs, stepped in one numpy call.
+
+    Only the plain log-return reward is vectorised; the shaped rewards keep per-episode
+    state and run in ``TradingEnv``.
+    """
+
+    def __init__(
+        self,
+        arrays: MarketArrays,
+        num_envs: int,
+        config: EnvConfig | None = None,
+        span: tuple[Any, Any] | None = None,
+    ) -> None:
+        self.arrays = arrays
+        self.config = config or EnvConfig()
+        if self.config.reward != "log_return":
+            raise ConfigError("VecTradingEnv vectorises the log_return reward only")
+        probe = TradingEnv(arrays, self.config, span)
+        self.render_mode = None
+        super().__init__(num_envs, probe.observation_space, probe.action_space)
+        self._lo, self._hi, self._valid = probe._lo, probe._hi, probe._valid
+        window, width = self.config.window, arrays.n_features
+        # [rows - window + 1, window, features]: a view, so gathering copies whole blocks.
+        self._windows = np.lib.stride_tricks.sliding_window_view(arrays.features, (window, width))[
+            :, 0
+        ]
+        self._rng = np.random.default_rng()
+        self._row = np.zeros(num_envs, np.int64)
+        self._steps = np.zeros(num_envs, np.int64)
+        self._position = np.zeros(num_envs)
+        self._unrealised = np.zeros(num_envs)
+        self._actions = np.zeros(num_envs)
+
+    def _start(self, which: np.ndarray) -> None:
+        symbols = self._valid[self._rng.integers(0, len(self._valid), which.size)]
+        self._row[which] = self._rng.integers(self._lo[symbols], self._hi[symbols])
+        self._steps[which] = 0
+        self._position[which] = 0.0
+        self._unrealised[which] = 0.0
+
+    def _obs(self) -> np.ndarray:
+        out = np.empty((self.num_envs, self.observation_space.shape[0]), np.float32)
+        windows = self._windows[self._row - (self.config.window - 1)]
+        out[:, :-2] = windows.reshape(self.num_envs, -1)
+        out[:, -2] = self._position
+        out[:, -1] = np.clip(self._unrealised, -OBS_CLIP, OBS_CLIP)
+        return out
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0]
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._reset_seeds()
+        self._start(np.arange(self.num_envs))
+        return self._obs()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        if self.config.discrete:
+            self._actions = DISCRETE_POSITIONS[actions.reshape(-1).astype(np.int64)]
+        else:
+            self._actions = np.clip(actions.reshape(self.num_envs), -1.0, 1.0)
+        self._actions = self._actions * self.config.max_position
+
+    def step_wait(self):
+        target = self._actions
+        r = self.arrays.next_return[self._row]
+        pnl, _ = step_accounting(self._position, target, r, self.config)
+        held = target == self._position
+        self._unrealised = np.where(held, self._unrealised + target * r, target * r)
+        self._position = target
+        self._row += 1
+        self._steps += 1
+        done = self._steps >= self.config.episode_bars
+        obs = self._obs()
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if done.any():
+            finished = np.flatnonzero(done)
+            for i in finished:
+                infos[i] = {"terminal_observation": obs[i].copy(), "TimeLimit.truncated": False}
+            self._start(finished)
+            obs[finished] = self._obs()[finished]
+        return obs, pnl.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        return None
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
+        return [getattr(self, method_name)(*method_args, **method_kwargs)] * len(
+            self._get_indices(indices)
+        )
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+
+def config_dict(config: EnvConfig) -> dict[str, Any]:
+    return asdict(config)
