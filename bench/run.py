@@ -22,7 +22,12 @@ from tradeops_assets.core.synthetic import SyntheticSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 AGREEMENT = 1e-6  # pandas' rolling std drifts ~1e-8 over long series; ours matches numpy
-GOALS = {"features_rows_per_s": "≥ 30M rows/s and ≥ 3x pandas on 2 cores"}
+GOALS = {
+    "features_rows_per_s": "≥ 30M rows/s and ≥ 3x pandas on 2 cores",
+    "env_steps_per_s": "≥ 250k steps/s",
+    "vec_env_steps_per_s": "≥ 10M steps/s at 256 episodes",
+}
+VEC_EPISODES = 256
 
 
 def machine() -> dict[str, str]:
@@ -79,6 +84,76 @@ def bench_features(symbols: int, bars: int) -> dict:
     }
 
 
+def _env_arrays():
+    from tradeops_assets.core.env import MarketArrays, Normaliser
+
+    frame = features.compute_features(generate(SyntheticSpec(symbols=20, bars=5000, seed=1)))
+    raw = frame.select(features.FEATURE_COLUMNS).to_numpy()
+    return MarketArrays.from_features(frame, Normaliser.fit(raw))
+
+
+def _steps_per_s(step, reset, steps: int) -> float:
+    reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        if step():
+            reset()
+    return steps / (time.perf_counter() - start)
+
+
+def _anytrading(window: int):
+    import gym_anytrading  # noqa: F401  (registers stocks-v0)
+    import gymnasium as gym
+    from gym_anytrading.datasets import STOCKS_GOOGL
+
+    return gym.make(
+        "stocks-v0", df=STOCKS_GOOGL, window_size=window, frame_bound=(window, len(STOCKS_GOOGL))
+    ).unwrapped
+
+
+def bench_env(steps: int) -> dict:
+    """One env, then 256 episodes per call, each against gym-anytrading's stocks env."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv
+
+    arrays, config = _env_arrays(), EnvConfig()
+    ours, action = TradingEnv(arrays, config), np.array([0.5], np.float32)
+    single = _steps_per_s(lambda: ours.step(action)[2], lambda: ours.reset(seed=0), steps)
+    peer = _anytrading(config.window)
+    peer_single = _steps_per_s(lambda: any(peer.step(1)[2:4]), lambda: peer.reset(seed=0), steps)
+
+    vec = VecTradingEnv(arrays, VEC_EPISODES, config)
+    actions = np.full((VEC_EPISODES, 1), 0.5, np.float32)
+    vec_calls = max(steps // VEC_EPISODES, 50)
+    vec.reset()
+    vec_rate = _steps_per_s(lambda: vec.step(actions) is None, vec.reset, vec_calls) * VEC_EPISODES
+    peer_vec = DummyVecEnv([lambda: _anytrading(config.window)] * VEC_EPISODES)
+    peer_actions = np.ones(VEC_EPISODES, np.int64)
+    peer_calls = max(vec_calls // 20, 10)
+    peer_vec_rate = (
+        _steps_per_s(lambda: peer_vec.step(peer_actions) is None, peer_vec.reset, peer_calls)
+        * VEC_EPISODES
+    )
+    obs = f"window {config.window} x {arrays.n_features} features + position, PnL"
+    return {
+        "env_steps_per_s": {
+            "value": round(single),
+            "unit": "steps/s",
+            "peer": "gym-anytrading stocks-v0",
+            "peer_value": round(peer_single),
+            "detail": f"{steps} steps; {obs}",
+        },
+        "vec_env_steps_per_s": {
+            "value": round(vec_rate),
+            "unit": "steps/s",
+            "peer": "gym-anytrading stocks-v0 x256 in SB3 DummyVecEnv",
+            "peer_value": round(peer_vec_rate),
+            "detail": f"{VEC_EPISODES} episodes per call, {vec_calls} calls; {obs}",
+        },
+    }
+
+
 def render(results: dict, info: dict, when: str, command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -105,12 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--bars", type=int, default=100_000)
+    parser.add_argument("--env-steps", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=ROOT, help="folder for BENCHMARKS.md, bench/")
     args = parser.parse_args(argv)
 
     results_path = args.out / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(bench_features(args.symbols, args.bars))
+    results.update(bench_env(args.env_steps))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
