@@ -13,6 +13,7 @@ cannot disagree on a fill, a fee or a reward.
 """
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -135,6 +136,15 @@ def step_accounting(
     return target * next_return - cost, cost
 
 
+def as_utc(moment: datetime) -> datetime:
+    """Training windows are UTC instants; a naive datetime is read as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _np_utc(moment: datetime) -> np.datetime64:
+    return np.datetime64(as_utc(moment).replace(tzinfo=None), "us")
+
+
 def _episode_bounds(
     arrays: MarketArrays, config: EnvConfig, span: tuple[Any, Any] | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +160,8 @@ def _episode_bounds(
         first_in, end_in = [], []
         for s, e in zip(arrays.starts, arrays.ends, strict=True):
             stamps = arrays.timestamps[s:e]
-            first_in.append(s + np.searchsorted(stamps, np.datetime64(span[0], "us")))
-            end_in.append(s + np.searchsorted(stamps, np.datetime64(span[1], "us")))
+            first_in.append(s + np.searchsorted(stamps, _np_utc(span[0])))
+            end_in.append(s + np.searchsorted(stamps, _np_utc(span[1])))
         lo = np.maximum(lo, np.asarray(first_in))
         last = np.minimum(last, np.asarray(end_in) - 1)
     hi = last - config.episode_bars + 1

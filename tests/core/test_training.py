@@ -1,0 +1,89 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+
+import pytest
+
+from tradeops_assets.core import features
+from tradeops_assets.core.env import EnvConfig
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.training import CHECKPOINT, TrainConfig, train
+
+SPAN = (datetime(2015, 4, 1), datetime(2016, 1, 1))
+QUICK = TrainConfig(
+    timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(window=8, episode_bars=64)
+)
+
+
+@pytest.fixture(scope="module")
+def feature_frame(synthetic_bars):
+    return features.compute_features(synthetic_bars)
+
+
+def test_same_inputs_same_weights_other_seed_other_weights(feature_frame, tmp_path):
+    a = train(feature_frame, QUICK, SPAN, tmp_path / "a")
+    b = train(feature_frame, QUICK, SPAN, tmp_path / "b")
+    c = train(feature_frame, TrainConfig(**{**QUICK.__dict__, "seed": 1}), SPAN, tmp_path / "c")
+    assert a.weights_hash == b.weights_hash
+    assert a.weights_hash != c.weights_hash
+    assert a.timesteps == QUICK.timesteps
+    assert len(a.episode_returns) > 0
+
+
+def test_normalisation_is_fitted_on_the_training_window_only(feature_frame, tmp_path):
+    from tradeops_assets.core.training import fit_normaliser
+
+    early = fit_normaliser(feature_frame, datetime(2015, 6, 1))
+    late = fit_normaliser(feature_frame, datetime(2015, 12, 1))
+    assert (early.mean != late.mean).any()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (dict(algorithm="DQN"), "discrete"),
+        (dict(algorithm="SAC", env=EnvConfig(discrete=True)), "continuous"),
+        (dict(algorithm="TD3"), "not in"),
+    ],
+)
+def test_bad_algorithm_choices_are_refused(config, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**config)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(
+    feature_frame, tmp_path
+):
+    frame_path = tmp_path / "features.parquet"
+    feature_frame.write_parquet(frame_path)
+    workdir = tmp_path / "run"
+    config = TrainConfig(**{**QUICK.__dict__, "timesteps": 16384, "checkpoint_every": 2048})
+    script = textwrap.dedent(f"""
+        import polars as pl
+        from datetime import datetime
+        from pathlib import Path
+        from tradeops_assets.core.env import EnvConfig
+        from tradeops_assets.core.training import TrainConfig, train
+        config = TrainConfig(timesteps=16384, n_envs=8, n_steps=128, batch_size=256,
+                             checkpoint_every=2048, env=EnvConfig(window=8, episode_bars=64))
+        train(pl.read_parquet({str(frame_path)!r}), config,
+              (datetime(2015, 4, 1), datetime(2016, 1, 1)), Path({str(workdir)!r}))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 300
+    while not (workdir / CHECKPOINT).exists():
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = train(feature_frame, config, SPAN, workdir)
+    assert 0 < resumed.resumed_from < config.timesteps
+    assert resumed.timesteps == config.timesteps
