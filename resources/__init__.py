@@ -2,6 +2,7 @@
 
 from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource
+from resources.tracking import TrainingWorkspace, mlflow_resource
 from tradeops_assets.deployment import Deployment
 
 
@@ -9,4 +10,6 @@ def for_deployment(deployment: Deployment) -> dict:
     return {
         "market_data": MarketDataResource(source=deployment.market_source),
         "datasets": DatasetStore(root=str(deployment.datasets_root), remote=deployment.dvc_remote),
+        "mlflow": mlflow_resource(deployment.mlflow_uri, deployment.home / "mlflow" / "artifacts"),
+        "training": TrainingWorkspace(root=str(deployment.home / "training")),
     }

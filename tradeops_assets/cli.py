@@ -51,7 +51,7 @@ def demo(deployment: Deployment) -> None:
         )
     else:
         print("market_bars: every month of the source is already materialised")
-        _dagster("asset", "materialize", "-m", MODULE, "--select", "market_features")
+        _dagster("asset", "materialize", "-m", MODULE, "--select", "key:market_features+")
     port = os.environ.get("TRADEOPS_UI_PORT", "3001")
     print(
         "\nDone. Where to look:\n"

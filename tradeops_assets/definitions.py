@@ -4,7 +4,7 @@ import dagster as dg
 
 from resources import for_deployment
 from sensors import sensors
-from tradeops_assets.defs import features, market_data
+from tradeops_assets.defs import features, market_data, training
 from tradeops_assets.deployment import Deployment
 
 DEPLOYMENT = Deployment.from_env()
@@ -12,6 +12,7 @@ DEPLOYMENT = Deployment.from_env()
 defs = dg.Definitions.merge(
     market_data.defs(DEPLOYMENT),
     features.defs,
+    training.defs,
     dg.Definitions(
         resources=for_deployment(DEPLOYMENT),
         sensors=sensors,

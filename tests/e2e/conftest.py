@@ -39,8 +39,9 @@ class Pipeline:
     def tradeops(self, *args: str) -> subprocess.CompletedProcess:
         return self.run(str(BIN / "tradeops"), *args)
 
-    def materialize(self, select: str, partition_range: str | None = None):
+    def materialize(self, select: str, partition_range: str | None = None, config: str = ""):
         extra = ["--partition-range", partition_range] if partition_range else []
+        extra += ["--config-json", config] if config else []
         return self.run(
             str(BIN / "dagster"), "asset", "materialize", "-m", MODULE, "--select", select, *extra
         )

@@ -17,7 +17,7 @@ FEATURE_CHECKS = {"features_schema", "features_finite", "features_no_look_ahead"
 
 
 def small_market() -> pl.DataFrame:
-    return generate(SyntheticSpec(symbols=2, bars=260, seed=11))
+    return generate(SyntheticSpec(symbols=2, bars=700, seed=11))
 
 
 def md5(path: Path) -> str:

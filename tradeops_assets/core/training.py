@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -91,13 +91,19 @@ class ProgressCallback(BaseCallback):
         self._start = time.perf_counter()
         self._first = self._last = self.num_timesteps
 
+    def _emit(self) -> None:
+        self._last = self.num_timesteps
+        rate = (self.num_timesteps - self._first) / max(time.perf_counter() - self._start, 1e-9)
+        eta = max(self.total - self.num_timesteps, 0) / max(rate, 1e-9)
+        self.report(self.num_timesteps, rate, eta)
+
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.every or self.num_timesteps >= self.total:
-            self._last = self.num_timesteps
-            rate = (self.num_timesteps - self._first) / max(time.perf_counter() - self._start, 1e-9)
-            eta = (self.total - self.num_timesteps) / max(rate, 1e-9)
-            self.report(self.num_timesteps, rate, eta)
+        if self.num_timesteps - self._last >= self.every:
+            self._emit()
         return True
+
+    def _on_training_end(self) -> None:
+        self._emit()
 
 
 class CheckpointCallback(BaseCallback):
@@ -196,3 +202,32 @@ def train(
     return TrainResult(
         model, normaliser, weights_hash(model), model.num_timesteps, resumed_from, curve.curve
     )
+
+
+def evaluate(
+    model: BaseAlgorithm,
+    frame: pl.DataFrame,
+    normaliser: Normaliser,
+    config: TrainConfig,
+    span: tuple,
+    episodes: int = 64,
+) -> float:
+    """Mean log return per episode of the deterministic policy on out-of-sample episodes.
+
+    Episodes shrink to fit the window (a short validation window still gets judged).
+    """
+    arrays = MarketArrays.from_features(frame, normaliser)
+    lo, hi = as_utc(span[0]), as_utc(span[1])
+    in_window = frame.filter((pl.col(TIMESTAMP) >= lo) & (pl.col(TIMESTAMP) < hi))
+    longest = int(in_window.group_by("symbol").len()["len"].max() or 0) - 1
+    if longest < 1:
+        raise ConfigError(f"no symbol has two bars in the evaluation window {span}")
+    env_config = replace(config.env, episode_bars=min(config.env.episode_bars, longest))
+    env = VecTradingEnv(arrays, episodes, env_config, span=span)
+    env.seed(config.seed + 10_000)
+    obs, total = env.reset(), np.zeros(episodes)
+    for _ in range(env_config.episode_bars):
+        action, _ = model.predict(obs, deterministic=True)
+        obs, rewards, _, _ = env.step(action)
+        total += rewards
+    return float(total.mean())
