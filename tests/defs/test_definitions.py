@@ -39,7 +39,7 @@ def test_workspace_and_pyproject_name_the_same_code_location():
 def test_asset_graph_names_groups_and_lineage(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"market_bars", "market_features"}
+    assert keys == {"market_bars", "market_features", "trained_policy"}
     bars = graph.get(dg.AssetKey("market_bars"))
     feats = graph.get(dg.AssetKey("market_features"))
     assert bars.group_name == "market_data"

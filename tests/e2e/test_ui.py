@@ -101,7 +101,7 @@ def rendered_dom(url: str) -> str:
 def demo_pipeline(tmp_path_factory):
     from tests.e2e.conftest import Pipeline, new_home
 
-    pipe = Pipeline(new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=150,seed=4")
+    pipe = Pipeline(new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=700,seed=4")
     done = pipe.tradeops("demo")
     assert done.returncode == 0, done.stderr[-2000:]
     return pipe
@@ -111,7 +111,7 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
     with webserver(demo_pipeline) as base:
         nodes = graphql(base, LINEAGE_QUERY)["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(by_key) == {"market_bars", "market_features"}
+    assert set(by_key) == {"market_bars", "market_features", "trained_policy"}
     features = by_key["market_features"]
     assert features["dependencyKeys"] == [{"path": ["market_bars"]}]
     assert "causal" in features["description"].lower()
