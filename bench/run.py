@@ -26,7 +26,9 @@ GOALS = {
     "features_rows_per_s": "≥ 30M rows/s and ≥ 3x pandas on 2 cores",
     "env_steps_per_s": "≥ 250k steps/s",
     "vec_env_steps_per_s": "≥ 10M steps/s at 256 episodes",
+    "ppo_steps_per_s": "≥ 20k steps/s (1M steps under a minute)",
 }
+NIGHTLY_BUDGET_S = 6 * 3600
 VEC_EPISODES = 256
 
 
@@ -154,6 +156,56 @@ def bench_env(steps: int) -> dict:
     }
 
 
+def bench_ppo(timesteps: int) -> dict:
+    """PPO end to end with the default training config, against PPO on gym-anytrading."""
+    import tempfile
+
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from tradeops_assets.core import sample
+    from tradeops_assets.core.training import TrainConfig, train
+
+    frame = features.compute_features(sample.load_sample())
+    stamps = frame["timestamp"]
+    span = (stamps.min(), stamps.min() + (stamps.max() - stamps.min()) * 0.7)
+    config = TrainConfig(timesteps=timesteps)
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        result = train(frame, config, span, Path(workdir))
+        ours = result.timesteps / (time.perf_counter() - start)
+
+    peer_env = DummyVecEnv([lambda: _anytrading(config.env.window)] * config.n_envs)
+    peer_model = PPO(
+        "MlpPolicy",
+        peer_env,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": list(config.net_arch)},
+    )
+    peer_steps = config.n_envs * config.n_steps * 2
+    start = time.perf_counter()
+    peer_model.learn(peer_steps)
+    peer = peer_steps / (time.perf_counter() - start)
+    nightly = ours * NIGHTLY_BUDGET_S
+    rows = frame.height
+    return {
+        "ppo_steps_per_s": {
+            "value": round(ours),
+            "unit": "steps/s",
+            "peer": "SB3 PPO on gym-anytrading stocks-v0 x32 (DummyVecEnv)",
+            "peer_value": round(peer),
+            "detail": f"default config ({config.algorithm}, {config.n_envs} envs, "
+            f"{config.n_steps} steps/rollout, net {list(config.net_arch)}), {result.timesteps} "
+            f"steps on the sample ({rows} feature rows); 1M steps take {1e6 / ours / 60:.1f} min; "
+            f"the 6-hour nightly budget buys {nightly / 1e6:,.0f}M steps, "
+            f"{nightly / rows:,.0f} passes over the sample's rows",
+        }
+    }
+
+
 def render(results: dict, info: dict, when: str, command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -181,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--env-steps", type=int, default=200_000)
+    parser.add_argument("--ppo-steps", type=int, default=131_072)
     parser.add_argument("--out", type=Path, default=ROOT, help="folder for BENCHMARKS.md, bench/")
     args = parser.parse_args(argv)
 
@@ -188,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(bench_features(args.symbols, args.bars))
     results.update(bench_env(args.env_steps))
+    results.update(bench_ppo(args.ppo_steps))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -52,10 +52,6 @@ class Deployment:
     def mlflow_uri(self) -> str:
         return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
 
-    @property
-    def bentoml_home(self) -> Path:
-        return self.home / "bentoml"
-
     def source(self) -> MarketSource:
         return parse_source(self.market_source)
 

@@ -8,7 +8,20 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
     (tmp_path / "bench" / "results.json").write_text(
         json.dumps({"older_metric": {"value": 1, "unit": "x", "peer": "p", "peer_value": 2}})
     )
-    run.main(["--symbols", "3", "--bars", "2000", "--env-steps", "2000", "--out", str(tmp_path)])
+    run.main(
+        [
+            "--symbols",
+            "3",
+            "--bars",
+            "2000",
+            "--env-steps",
+            "2000",
+            "--ppo-steps",
+            "8192",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert "older_metric" in results  # merged, not overwritten
     feats = results["features_rows_per_s"]
@@ -16,6 +29,8 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
     assert feats["unit"] == "rows/s"
     assert feats["value"] > 0
     assert feats["peer_value"] > 0
+    assert results["ppo_steps_per_s"]["value"] > 0
+    assert "nightly budget" in results["ppo_steps_per_s"]["detail"]
     for metric in ("env_steps_per_s", "vec_env_steps_per_s"):
         assert results[metric]["peer"].startswith("gym-anytrading")
         assert results[metric]["value"] > 0

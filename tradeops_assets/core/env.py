@@ -12,7 +12,7 @@ The single env (`TradingEnv`) and the vectorised one (`VecTradingEnv`, many
 cannot disagree on a fill, a fee or a reward.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -368,7 +368,3 @@ class VecTradingEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False] * len(self._get_indices(indices))
-
-
-def config_dict(config: EnvConfig) -> dict[str, Any]:
-    return asdict(config)

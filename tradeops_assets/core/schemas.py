@@ -23,10 +23,6 @@ BAR_DTYPES: dict[str, pl.DataType] = {
 }
 
 
-def empty_bars() -> pl.DataFrame:
-    return pl.DataFrame(schema=BAR_DTYPES)
-
-
 BAR_SCHEMA = pa.DataFrameSchema(
     {
         name: pa.Column(dtype, nullable=name not in (TIMESTAMP, SYMBOL))
