@@ -181,6 +181,7 @@ def bench_ppo(timesteps: int) -> dict:
         peer_env,
         n_steps=config.n_steps,
         batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
         seed=0,
         device="cpu",
         policy_kwargs={"net_arch": list(config.net_arch)},

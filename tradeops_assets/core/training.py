@@ -41,7 +41,10 @@ class TrainConfig:
     net_arch: tuple[int, ...] = (64, 64)
     seed: int = 0
     n_steps: int = 256
-    batch_size: int = 1024
+    # Five passes of 2048-sample minibatches: 2.4x PPO's default throughput on 2 cores with
+    # no loss in validation return on the sample (BENCHMARKS.md, ppo_steps_per_s).
+    batch_size: int = 2048
+    n_epochs: int = 5
     checkpoint_every: int = 20_000
     env: EnvConfig = field(default_factory=EnvConfig)
 
@@ -163,7 +166,11 @@ def make_model(config: TrainConfig, env: VecTradingEnv) -> BaseAlgorithm:
         "policy_kwargs": {"net_arch": list(config.net_arch)},
     }
     if config.algorithm == "PPO":
-        kwargs |= {"n_steps": config.n_steps, "batch_size": config.batch_size}
+        kwargs |= {
+            "n_steps": config.n_steps,
+            "batch_size": config.batch_size,
+            "n_epochs": config.n_epochs,
+        }
     elif config.algorithm == "A2C":
         kwargs |= {"n_steps": max(config.n_steps // 32, 5)}
     else:

@@ -53,7 +53,8 @@ def trained_policy(
     runs = []
     for seed in config.seeds:
         train_config = config.train_config(seed)
-        workdir = workspace.run_dir(context.run_id, seed)
+        # Re-executions of a killed run share its root run id, so they resume its checkpoints.
+        workdir = workspace.run_dir(context.run.root_run_id or context.run_id, seed)
         result = training.train(frame, train_config, span, workdir, report)
         score = training.evaluate(result.model, frame, result.normaliser, train_config, validation)
         context.log.info(

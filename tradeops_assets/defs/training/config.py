@@ -17,6 +17,8 @@ class TrainingConfig(dg.Config):
     timesteps: int = 65_536  # 8 PPO rollouts of 32 envs x 256 steps
     n_envs: int = _DEFAULT.n_envs
     learning_rate: float = _DEFAULT.learning_rate
+    batch_size: int = _DEFAULT.batch_size
+    n_epochs: int = _DEFAULT.n_epochs
     net_arch: list[int] = Field(default_factory=lambda: list(_DEFAULT.net_arch))
     seeds: list[int] = Field(default_factory=lambda: [0], description="one policy per seed")
     train_fraction: float = 0.70
@@ -42,6 +44,8 @@ class TrainingConfig(dg.Config):
             timesteps=self.timesteps,
             n_envs=self.n_envs,
             learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            n_epochs=self.n_epochs,
             net_arch=tuple(self.net_arch),
             seed=seed,
             checkpoint_every=self.checkpoint_every,
