@@ -9,11 +9,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.sources import MarketSource, Span, parse_source, span_of
+from tradeops_assets.core.sources import MarketSource, Span, load_bars, parse_source, span_of
 
 ENVIRONMENTS = ("local",)
 DEFAULT_HOME = ".tradeops"
@@ -56,12 +55,7 @@ class Deployment:
         return parse_source(self.market_source)
 
     def history(self) -> Span:
-        return _history(self.market_source)
-
-
-@cache
-def _history(spec: str) -> Span:
-    return span_of(parse_source(spec).bars())
+        return span_of(load_bars(self.market_source))
 
 
 def month_start(moment: datetime) -> str:

@@ -9,6 +9,7 @@ holds (which fixes the partitions) and the bars inside a time window.
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -108,6 +109,12 @@ def parse_source(spec: str) -> MarketSource:
             "nor an existing directory of CSV/Parquet files"
         )
     return DirectorySource(path.resolve())
+
+
+@lru_cache(maxsize=2)
+def load_bars(spec: str) -> pl.DataFrame:
+    """The source's bars, read once per process: the partition span and the asset share them."""
+    return parse_source(spec).bars()
 
 
 def symbols_of(bars: pl.DataFrame) -> list[str]:
