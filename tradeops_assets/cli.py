@@ -5,7 +5,9 @@ same path an engineer uses), so what the demo shows is what production runs.
 """
 
 import argparse
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +65,45 @@ def demo(deployment: Deployment) -> None:
     )
 
 
+PROGRESS = re.compile(r"training: (\d+) steps, ([\d,]+) steps/s, ETA ([\d,]+) s")
+
+
+def progress_line(steps: int, total: int, rate: str, eta: str, width: int = 30) -> str:
+    done = min(steps / total, 1.0) if total else 1.0
+    bar = "#" * round(done * width) + "-" * (width - round(done * width))
+    return f"[{bar}] {steps:,}/{total:,} steps  {rate} steps/s  ETA {eta} s"
+
+
+def train(timesteps: int, seeds: list[int]) -> None:
+    """Materialises trained_policy through Dagster and draws its progress as a bar."""
+    config = {"ops": {"trained_policy": {"config": {"timesteps": timesteps, "seeds": seeds}}}}
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        MODULE,
+        "--select",
+        "trained_policy",
+        "--config-json",
+        json.dumps(config),
+    ]
+    tty = sys.stdout.isatty()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        log = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            log.append(line)
+            match = PROGRESS.search(line)
+            if match:
+                bar = progress_line(int(match[1]), timesteps, match[2], match[3])
+                print(f"\r{bar}" if tty else bar, end="" if tty else "\n", flush=True)
+    print()
+    if proc.returncode != 0:
+        sys.stderr.write("".join(log[-40:]))
+        raise SystemExit("tradeops train: trained_policy failed (the log's tail is above)")
+    print("trained_policy materialised; see the Dagster UI and MLflow for the run and the model")
+
+
 def restore(deployment: Deployment, md5: str, out: Path) -> None:
     from resources import for_deployment
 
@@ -75,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tradeops", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="materialise the graph on the configured source")
+    tr = sub.add_parser("train", help="train a policy (trained_policy) with a progress bar")
+    tr.add_argument("--timesteps", type=int, default=65_536)
+    tr.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     data = sub.add_parser("data", help="dataset versions").add_subparsers(
         dest="action", required=True
     )
@@ -86,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         deployment = Deployment.from_env()
         if args.command == "demo":
             demo(deployment)
+        elif args.command == "train":
+            train(args.timesteps, [int(x) for x in args.seeds.split(",")])
         else:
             restore(deployment, args.version, args.out)
     except TradeopsError as exc:

@@ -58,3 +58,10 @@ def test_trained_policy_is_tracked_registered_and_reproducible(make_pipeline):
     assert set(multi["seed_spread"].value) == {"mean", "min", "max", "stdev"}
     versions = client.search_model_versions("name='tradeops-policy'")
     assert len(versions) == 4
+
+    bar = pipe.tradeops("train", "--timesteps", "8192", "--seeds", "5")
+    assert bar.returncode == 0, bar.stdout[-2000:] + bar.stderr[-2000:]
+    lines = [ln for ln in bar.stdout.splitlines() if ln.startswith("[")]
+    assert lines, bar.stdout[-2000:]
+    assert "8,192/8,192 steps" in lines[-1]
+    assert len(client.search_model_versions("name='tradeops-policy'")) == 5
