@@ -1,8 +1,15 @@
 import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+
+from tests.e2e.conftest import BIN, MODULE, REPO
 
 pytestmark = pytest.mark.slow
 QUICK = {"timesteps": 4096, "n_envs": 8, "episode_bars": 64}
@@ -65,3 +72,44 @@ def test_trained_policy_is_tracked_registered_and_reproducible(make_pipeline):
     assert lines, bar.stdout[-2000:]
     assert "8,192/8,192 steps" in lines[-1]
     assert len(client.search_model_versions("name='tradeops-policy'")) == 5
+
+
+def test_a_run_killed_during_training_resumes_from_its_checkpoint_when_re_executed(
+    make_pipeline,
+):
+    pipe = make_pipeline("synthetic:symbols=3,bars=700,seed=8")
+    assert (
+        pipe.materialize(
+            "key:market_bars or key:market_features", "2015-01-01...2017-09-01"
+        ).returncode
+        == 0
+    )
+    config = train_config(timesteps=65_536, checkpoint_every=4096)
+    cmd = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        MODULE,
+        "--select",
+        "trained_policy",
+        "--config-json",
+        config,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=pipe.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not list((pipe.home / "training").glob("*/seed-0/checkpoint.zip")):
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert pipe.materializations("trained_policy") == []
+
+    again = pipe.run(str(BIN / "python"), str(Path(__file__).parent / "reexecute.py"), str(REPO))
+    assert again.returncode == 0, again.stderr[-3000:]
+    meta = latest(pipe, "trained_policy")
+    assert 0 < meta["resumed_from_step"].value < 65_536
+    assert meta["timesteps"].value == 65_536  # the same step count as an uninterrupted run
