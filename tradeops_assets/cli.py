@@ -18,11 +18,30 @@ from tradeops_assets.deployment import Deployment
 MODULE = "tradeops_assets.definitions"
 
 
-def _dagster(*args: str) -> None:
-    cmd = [str(Path(sys.executable).parent / "dagster"), *args]
+def materialize_command(
+    select: str, *, partition_range: str | None = None, config: dict | None = None
+) -> list[str]:
+    """The real Dagster CLI call every path uses: the demo, ``tradeops train`` and the tests."""
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        MODULE,
+        "--select",
+        select,
+    ]
+    if partition_range:
+        cmd += ["--partition-range", partition_range]
+    if config:
+        cmd += ["--config-json", json.dumps(config)]
+    return cmd
+
+
+def _run_step(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     if subprocess.run(cmd, check=False).returncode != 0:
-        raise SystemExit(f"tradeops demo: step failed: {' '.join(args[:4])} (see the log above)")
+        raise SystemExit(f"tradeops demo: step failed: {' '.join(cmd[1:6])} (see the log above)")
 
 
 def missing_partitions(deployment: Deployment) -> list[str]:
@@ -41,19 +60,12 @@ def demo(deployment: Deployment) -> None:
     todo = missing_partitions(deployment)
     if todo:
         print(f"market_bars: {len(todo)} new month(s), {todo[0]} .. {todo[-1]}, in one run")
-        _dagster(
-            "asset",
-            "materialize",
-            "-m",
-            MODULE,
-            "--select",
-            "key:market_bars+",
-            "--partition-range",
-            f"{todo[0]}...{todo[-1]}",
+        _run_step(
+            materialize_command("key:market_bars+", partition_range=f"{todo[0]}...{todo[-1]}")
         )
     else:
         print("market_bars: every month of the source is already materialised")
-        _dagster("asset", "materialize", "-m", MODULE, "--select", "key:market_features+")
+        _run_step(materialize_command("key:market_features+"))
     port = os.environ.get("TRADEOPS_UI_PORT", "3001")
     print(
         "\nDone. Where to look:\n"
@@ -77,17 +89,7 @@ def progress_line(steps: int, total: int, rate: str, eta: str, width: int = 30) 
 def train(timesteps: int, seeds: list[int]) -> None:
     """Materialises trained_policy through Dagster and draws its progress as a bar."""
     config = {"ops": {"trained_policy": {"config": {"timesteps": timesteps, "seeds": seeds}}}}
-    cmd = [
-        str(Path(sys.executable).parent / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        MODULE,
-        "--select",
-        "trained_policy",
-        "--config-json",
-        json.dumps(config),
-    ]
+    cmd = materialize_command("trained_policy", config=config)
     tty = sys.stdout.isatty()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         log = []

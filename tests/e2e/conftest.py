@@ -11,9 +11,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from tradeops_assets.cli import materialize_command
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-MODULE = "tradeops_assets.definitions"
 
 
 @dataclass
@@ -39,11 +40,11 @@ class Pipeline:
     def tradeops(self, *args: str) -> subprocess.CompletedProcess:
         return self.run(str(BIN / "tradeops"), *args)
 
-    def materialize(self, select: str, partition_range: str | None = None, config: str = ""):
-        extra = ["--partition-range", partition_range] if partition_range else []
-        extra += ["--config-json", config] if config else []
+    def materialize(
+        self, select: str, partition_range: str | None = None, config: dict | None = None
+    ):
         return self.run(
-            str(BIN / "dagster"), "asset", "materialize", "-m", MODULE, "--select", select, *extra
+            *materialize_command(select, partition_range=partition_range, config=config)
         )
 
     def instance(self) -> dg.DagsterInstance:

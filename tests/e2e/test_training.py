@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -9,14 +8,15 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import BIN, MODULE, REPO
+from tests.e2e.conftest import BIN, REPO
+from tradeops_assets.cli import materialize_command
 
 pytestmark = pytest.mark.slow
 QUICK = {"timesteps": 4096, "n_envs": 8, "episode_bars": 64}
 
 
-def train_config(**extra) -> str:
-    return json.dumps({"ops": {"trained_policy": {"config": {**QUICK, **extra}}}})
+def train_config(**extra) -> dict:
+    return {"ops": {"trained_policy": {"config": {**QUICK, **extra}}}}
 
 
 def latest(pipe, asset):
@@ -85,17 +85,7 @@ def test_a_run_killed_during_training_resumes_from_its_checkpoint_when_re_execut
         == 0
     )
     config = train_config(timesteps=65_536, checkpoint_every=4096)
-    cmd = [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        MODULE,
-        "--select",
-        "trained_policy",
-        "--config-json",
-        config,
-    ]
+    cmd = materialize_command("trained_policy", config=config)
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=pipe.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import BIN, MODULE, REPO
+from tests.e2e.conftest import BIN, REPO
+from tradeops_assets.cli import MODULE
 
 pytestmark = pytest.mark.slow
 
