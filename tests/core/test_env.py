@@ -2,32 +2,17 @@ import warnings
 from datetime import datetime
 
 import numpy as np
-import polars as pl
 import pytest
 from stable_baselines3.common.env_checker import check_env
 
-from tradeops_assets.core import features
 from tradeops_assets.core.env import (
     EnvConfig,
     MarketArrays,
-    Normaliser,
     TradingEnv,
     VecTradingEnv,
     step_accounting,
 )
 from tradeops_assets.core.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def feature_frame(synthetic_bars) -> pl.DataFrame:
-    return features.compute_features(synthetic_bars)
-
-
-@pytest.fixture(scope="module")
-def arrays(feature_frame) -> MarketArrays:
-    raw = feature_frame.select(features.FEATURE_COLUMNS).to_numpy()
-    return MarketArrays.from_features(feature_frame, Normaliser.fit(raw))
-
 
 SMALL = EnvConfig(window=8, episode_bars=32)
 
@@ -93,7 +78,7 @@ def test_the_policy_never_sees_the_bar_after_its_decision(arrays):
     obs, info = env.reset(seed=3)
     row = info["row"]
     width = arrays.n_features
-    assert np.array_equal(obs[-2 - width : -2], arrays.features[row])
+    assert np.array_equal(obs[-1 - width : -1], arrays.features[row])
     future = arrays.features.copy()
     future[row + 1 :] = 99.0  # poison everything after the decision bar
     poisoned = MarketArrays(
@@ -138,8 +123,8 @@ def test_vectorised_env_resets_finished_episodes_with_terminal_observation(array
     obs, _, dones, infos = vec.step(np.ones((8, 1), np.float32))
     assert dones.all()
     assert all("terminal_observation" in info for info in infos)
-    assert np.all(obs[:, -2] == 0.0)  # fresh episodes start flat
-    assert np.all(infos[0]["terminal_observation"][-2] == 1.0)
+    assert np.all(obs[:, -1] == 0.0)  # fresh episodes start flat
+    assert np.all(infos[0]["terminal_observation"][-1] == 1.0)
 
 
 def test_vectorised_env_is_reproducible_from_its_seed(arrays):

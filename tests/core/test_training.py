@@ -8,7 +8,6 @@ from datetime import datetime
 
 import pytest
 
-from tradeops_assets.core import features
 from tradeops_assets.core.env import EnvConfig
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.training import CHECKPOINT, TrainConfig, train
@@ -17,11 +16,6 @@ SPAN = (datetime(2015, 4, 1), datetime(2016, 1, 1))
 QUICK = TrainConfig(
     timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(window=8, episode_bars=64)
 )
-
-
-@pytest.fixture(scope="module")
-def feature_frame(synthetic_bars):
-    return features.compute_features(synthetic_bars)
 
 
 def test_same_inputs_same_weights_other_seed_other_weights(feature_frame, tmp_path):

@@ -1,11 +1,13 @@
 """The trading simulation a policy learns in, single and vectorised.
 
 One step: the policy sees the last ``window`` feature rows of one symbol up to
-bar t (plus its position and unrealised PnL) and chooses a target position in
+bar t plus its current position, and chooses a target position in
 [-1, 1]. The trade fills at bar t's close plus slippage and fees, both charged
 in basis points of the traded fraction; the reward is the new position times
 the next bar's log return, minus those costs and any borrow on a short. Nothing
-after bar t is ever visible at step t.
+after bar t is ever visible at step t. The observation holds nothing a trader
+cannot send the serving endpoint (recent bars and a position), so a served
+decision is the backtested one.
 
 The single env (`TradingEnv`) and the vectorised one (`VecTradingEnv`, many
 (symbol, offset) episodes per numpy call) share `step_accounting`, so they
@@ -189,7 +191,7 @@ class TradingEnv(gym.Env):
         self.config = config or EnvConfig()
         self._lo, self._hi = _episode_bounds(arrays, self.config, span)
         self._valid = np.flatnonzero(self._hi > self._lo)
-        width = self.config.window * arrays.n_features + 2
+        width = self.config.window * arrays.n_features + 1
         self._width, self._n = width, arrays.n_features
         self._flat = arrays.features.reshape(-1)
         self._returns = arrays.next_return.tolist()
@@ -202,7 +204,6 @@ class TradingEnv(gym.Env):
         self._row = 0
         self._steps = 0
         self._position = 0.0
-        self._unrealised = 0.0
         self._equity = 0.0
         self._peak = 0.0
         self._sharpe_a = 0.0
@@ -217,9 +218,8 @@ class TradingEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         obs = np.empty(self._width, np.float32)
         first = (self._row - self.config.window + 1) * self._n
-        obs[:-2] = self._flat[first : first + self._width - 2]
-        obs[-2] = self._position
-        obs[-1] = min(OBS_CLIP, max(-OBS_CLIP, self._unrealised))
+        obs[:-1] = self._flat[first : first + self._width - 1]
+        obs[-1] = self._position
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -228,7 +228,7 @@ class TradingEnv(gym.Env):
         self._row = int(self.np_random.integers(self._lo[symbol], self._hi[symbol]))
         self._symbol = symbol
         self._steps = 0
-        self._position = self._unrealised = self._equity = self._peak = 0.0
+        self._position = self._equity = self._peak = 0.0
         self._sharpe_a = self._sharpe_b = 0.0
         return self._obs(), {"symbol": self.arrays.symbols[symbol], "row": self._row}
 
@@ -237,7 +237,6 @@ class TradingEnv(gym.Env):
         r = self._returns[self._row]
         pnl, cost = step_accounting(self._position, target, r, self.config)
         reward = pnl if self.config.reward == "log_return" else self._shape(pnl)
-        self._unrealised = self._unrealised + target * r if target == self._position else target * r
         self._position = target
         self._row += 1
         self._steps += 1
@@ -298,7 +297,6 @@ class VecTradingEnv(VecEnv):
         self._row = np.zeros(num_envs, np.int64)
         self._steps = np.zeros(num_envs, np.int64)
         self._position = np.zeros(num_envs)
-        self._unrealised = np.zeros(num_envs)
         self._actions = np.zeros(num_envs)
 
     def _start(self, which: np.ndarray) -> None:
@@ -306,14 +304,12 @@ class VecTradingEnv(VecEnv):
         self._row[which] = self._rng.integers(self._lo[symbols], self._hi[symbols])
         self._steps[which] = 0
         self._position[which] = 0.0
-        self._unrealised[which] = 0.0
 
     def _obs(self) -> np.ndarray:
         out = np.empty((self.num_envs, self.observation_space.shape[0]), np.float32)
         windows = self._windows[self._row - (self.config.window - 1)]
-        out[:, :-2] = windows.reshape(self.num_envs, -1)
-        out[:, -2] = self._position
-        out[:, -1] = np.clip(self._unrealised, -OBS_CLIP, OBS_CLIP)
+        out[:, :-1] = windows.reshape(self.num_envs, -1)
+        out[:, -1] = self._position
         return out
 
     def reset(self) -> np.ndarray:
@@ -336,8 +332,6 @@ class VecTradingEnv(VecEnv):
         target = self._actions
         r = self.arrays.next_return[self._row]
         pnl, _ = step_accounting(self._position, target, r, self.config)
-        held = target == self._position
-        self._unrealised = np.where(held, self._unrealised + target * r, target * r)
         self._position = target
         self._row += 1
         self._steps += 1
