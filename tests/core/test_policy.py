@@ -41,6 +41,8 @@ def test_numpy_export_decides_what_sb3_decides(arrays, algorithm, env, tmp_path)
 
 def test_wrong_observation_width_names_the_expected_shape(arrays):
     vec = VecTradingEnv(arrays, num_envs=2, config=CONTINUOUS)
-    policy = NumpyPolicy.from_sb3(make_model(TrainConfig(env=CONTINUOUS, n_envs=2), vec))
+    policy = NumpyPolicy.from_sb3(
+        make_model(TrainConfig(env=CONTINUOUS, n_envs=2, batch_size=512), vec)
+    )
     with pytest.raises(ConfigError, match=rf"\[batch, {policy.obs_width}\]"):
         policy.act(np.zeros((3, 5), np.float32))
