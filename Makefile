@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 export TRADEOPS_HOME ?= $(CURDIR)/.tradeops
-export TRADEOPS_MARKET_SOURCE ?= sample
+export TRADEOPS_MARKET_SOURCE ?= synthetic:symbols=4,bars=2520,seed=7,reversal=0.5
 export DAGSTER_HOME := $(TRADEOPS_HOME)/dagster
 export TRADEOPS_DVC := $(CURDIR)/$(DVC_VENV)/bin/dvc
 export DAGSTER_DISABLE_TELEMETRY := 1

@@ -6,13 +6,20 @@ the env config: a model version is everything needed to act.
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+
+from tradeops_assets.core.backtest import TradedPolicy
+from tradeops_assets.core.env import Normaliser
+from tradeops_assets.core.policy import NumpyPolicy
 
 REGISTERED_MODEL = "tradeops-policy"
 CHALLENGER = "challenger"
+CHAMPION = "champion"
 
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
@@ -35,10 +42,13 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         return np.clip(np.asarray(action, dtype=np.float64).reshape(len(obs)), -1.0, 1.0)
 
 
-def log_and_register(workdir: Path, config: dict, normaliser: dict) -> tuple[str, str]:
+def log_and_register(
+    workdir: Path, config: dict, normaliser: dict, exported: NumpyPolicy
+) -> tuple[str, str]:
     """Logs the policy in the active run, registers it and points 'challenger' at it."""
     (workdir / "config.json").write_text(json.dumps(config, indent=2, default=str))
     (workdir / "normaliser.json").write_text(json.dumps(normaliser))
+    exported.save(workdir / "policy.npz")
     info = mlflow.pyfunc.log_model(
         name="policy",
         python_model=PolicyModel(),
@@ -46,9 +56,58 @@ def log_and_register(workdir: Path, config: dict, normaliser: dict) -> tuple[str
             "policy": str(workdir / "checkpoint.zip"),
             "config": str(workdir / "config.json"),
             "normaliser": str(workdir / "normaliser.json"),
+            "numpy_policy": str(workdir / "policy.npz"),
         },
         pip_requirements=["stable-baselines3", "torch", "numpy"],
     )
     version = mlflow.register_model(info.model_uri, REGISTERED_MODEL)
     mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
     return info.model_uri, str(version.version)
+
+
+@dataclass(frozen=True)
+class RegisteredPolicy:
+    """One model version as the evaluation and serving stages need it, without torch."""
+
+    version: str
+    run_id: str
+    config: dict
+    normaliser: Normaliser
+    policy: NumpyPolicy
+    files: Path
+
+    @property
+    def traded(self) -> TradedPolicy:
+        return TradedPolicy(self.policy, self.normaliser)
+
+
+def version_for(alias: str) -> str | None:
+    try:
+        return str(
+            mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, alias).version
+        )
+    except MlflowException:
+        return None
+
+
+def fetch(version: str, dst: Path) -> RegisteredPolicy:
+    """Downloads a registered version's artifacts and loads its numpy policy."""
+    meta = mlflow.MlflowClient().get_model_version(REGISTERED_MODEL, version)
+    root = Path(
+        mlflow.artifacts.download_artifacts(
+            f"models:/{REGISTERED_MODEL}/{version}", dst_path=str(dst)
+        )
+    )
+    files = root / "artifacts"
+    return RegisteredPolicy(
+        version=str(version),
+        run_id=meta.run_id,
+        config=json.loads((files / "config.json").read_text()),
+        normaliser=Normaliser.from_dict(json.loads((files / "normaliser.json").read_text())),
+        policy=NumpyPolicy.load(files / "policy.npz"),
+        files=files,
+    )
+
+
+def move_alias(alias: str, version: str) -> None:
+    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, alias, version)

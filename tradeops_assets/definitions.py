@@ -4,7 +4,7 @@ import dagster as dg
 
 from resources import for_deployment
 from sensors import sensors
-from tradeops_assets.defs import features, market_data, training
+from tradeops_assets.defs import evaluation, features, market_data, training
 from tradeops_assets.deployment import Deployment
 
 DEPLOYMENT = Deployment.from_env()
@@ -13,6 +13,7 @@ defs = dg.Definitions.merge(
     market_data.defs(DEPLOYMENT),
     features.defs,
     training.defs,
+    evaluation.defs,
     dg.Definitions(
         resources=for_deployment(DEPLOYMENT),
         sensors=sensors,

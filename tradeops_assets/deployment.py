@@ -12,7 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.sources import MarketSource, Span, load_bars, parse_source, span_of
+from tradeops_assets.core.sources import (
+    DEFAULT_SOURCE,
+    MarketSource,
+    Span,
+    load_bars,
+    parse_source,
+    span_of,
+)
 
 ENVIRONMENTS = ("local",)
 DEFAULT_HOME = ".tradeops"
@@ -33,7 +40,9 @@ class Deployment:
                 "deployment (S3, Postgres, ECS) arrives with the production-path work"
             )
         home = Path(env.get("TRADEOPS_HOME", DEFAULT_HOME)).expanduser().resolve()
-        return cls(name=name, home=home, market_source=env.get("TRADEOPS_MARKET_SOURCE", "sample"))
+        return cls(
+            name=name, home=home, market_source=env.get("TRADEOPS_MARKET_SOURCE", DEFAULT_SOURCE)
+        )
 
     @property
     def dagster_home(self) -> Path:

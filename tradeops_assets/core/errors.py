@@ -31,3 +31,28 @@ class FeatureError(TradeopsError):
 
 class SnapshotError(TradeopsError):
     """A dataset snapshot that cannot be written, found or restored."""
+
+
+class RequestError(TradeopsError):
+    """A serving request refused before any decision; ``field`` is its JSON path."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field or 'body'}: {reason}")
+        self.field = field or "body"
+        self.reason = reason
+
+    def within(self, prefix: str) -> "RequestError":
+        """The same refusal with ``field`` seen from an enclosing document."""
+        if not prefix:
+            return self
+        inner = "" if self.field == "body" else self.field
+        joined = prefix + inner if inner.startswith("[") or not inner else f"{prefix}.{inner}"
+        return RequestError(joined, self.reason)
+
+
+class BundleError(TradeopsError):
+    """A policy bundle directory that cannot be loaded, or was built for other features."""
+
+
+class SignatureError(BundleError):
+    """A bundle whose signature is missing, malformed or made by another key."""

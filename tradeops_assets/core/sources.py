@@ -19,6 +19,11 @@ from tradeops_assets.core import sample, synthetic, vendor
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 
+# The demo's market: synthetic, with a planted next-bar reversal a policy can learn.
+# The real sample (GOOGL, EUR/USD daily) carries no edge a short PPO run finds, so an
+# honest promotion gate refuses every policy trained on it (docs/decisions/0005).
+DEFAULT_SOURCE = "synthetic:symbols=4,bars=2520,seed=7,reversal=0.5"
+
 
 @dataclass(frozen=True)
 class Span:

@@ -43,10 +43,17 @@ class SyntheticSpec:
     freq: str = "1d"
     seed: int = 7
     start: str = "2015-01-02"
+    # Planted next-bar reversal: each return carries -reversal x the previous one. Real
+    # markets show a faint trace of it; a strong one is an edge a policy can provably learn,
+    # which the demo and the promotion tests need (the momentum and buy-and-hold baselines
+    # cannot trade it).
+    reversal: float = 0.0
 
     def __post_init__(self) -> None:
         if self.freq not in FREQUENCIES:
             raise ConfigError(f"synthetic freq '{self.freq}' not in {sorted(FREQUENCIES)}")
+        if not 0 <= self.reversal < 1:
+            raise ConfigError(f"synthetic reversal must be in [0, 1), got {self.reversal}")
         if self.symbols < 1 or self.bars < 2:
             raise ConfigError(
                 "synthetic source needs symbols >= 1 and bars >= 2, "
@@ -56,7 +63,14 @@ class SyntheticSpec:
     @classmethod
     def parse(cls, text: str) -> "SyntheticSpec":
         """Parses 'symbols=20,bars=5000,freq=1m,seed=3,start=2020-01-01' (any subset)."""
-        fields = {"symbols": int, "bars": int, "freq": str, "seed": int, "start": str}
+        fields = {
+            "symbols": int,
+            "bars": int,
+            "freq": str,
+            "seed": int,
+            "start": str,
+            "reversal": float,
+        }
         values = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
@@ -113,6 +127,8 @@ def generate(spec: SyntheticSpec) -> pl.DataFrame:
     for t in range(1, n):
         pull = REVERSION[regimes[t]] * (anchor - log_close[t - 1])
         log_close[t] = log_close[t - 1] + drift[t] + pull + vol[t] * shocks[t]
+        if spec.reversal and t > 1:
+            log_close[t] -= spec.reversal * (log_close[t - 1] - log_close[t - 2])
     returns = np.diff(log_close, axis=0, prepend=log_close[:1])
 
     close = np.exp(log_close)

@@ -7,7 +7,8 @@ import mlflow
 from resources.datasets import DatasetStore
 from resources.mlflow_policy import REGISTERED_MODEL, log_and_register
 from resources.tracking import TrainingWorkspace
-from tradeops_assets.core import env, training
+from tradeops_assets.core import env, policy, training
+from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.defs.features.assets import MARKET_FEATURES
 from tradeops_assets.defs.lineage import code_version, git_commit, lineage_metadata
 from tradeops_assets.defs.training.config import TrainingConfig
@@ -19,7 +20,7 @@ TRAINED_POLICY = "trained_policy"
     name=TRAINED_POLICY,
     group_name="training",
     deps=[MARKET_FEATURES],
-    code_version=code_version(env, training),
+    code_version=code_version(env, policy, training),
     # dagster-mlflow's resource is a legacy one, so all resources come by key here.
     required_resource_keys={"mlflow", "datasets", "training"},
     retry_policy=dg.RetryPolicy(max_retries=2),
@@ -88,8 +89,15 @@ def trained_policy(
         "stdev": statistics.pstdev(scores),
     }
     mlflow.log_metrics({f"validation_return_{k}": v for k, v in spread.items()})
+    registered_config = {
+        **best_config.as_dict(),
+        "data_version": data_version,
+        "seeds": list(config.seeds),
+        "train_window": [span[0].isoformat(), span[1].isoformat()],
+        "validation_window": [validation[0].isoformat(), validation[1].isoformat()],
+    }
     model_uri, version = log_and_register(
-        workdir, {**best_config.as_dict(), "data_version": data_version}, best.normaliser.to_dict()
+        workdir, registered_config, best.normaliser.to_dict(), NumpyPolicy.from_sb3(best.model)
     )
     run_id = mlflow.active_run().info.run_id
     mlflow.end_run()  # no job-level hook on asset jobs launched from the CLI; see decision 0004

@@ -1,0 +1,30 @@
+"""The audit trail as a resource: one place decides where it lives per deployment."""
+
+import getpass
+
+import dagster as dg
+
+from tradeops_assets.core.audit import AuditLog
+
+
+class AuditTrail(dg.ConfigurableResource):
+    root: str
+
+    def log(self) -> AuditLog:
+        return AuditLog(self.root)
+
+    def record(self, context: dg.OpExecutionContext, action: str, details: dict) -> dict:
+        """Appends ``action`` with who or what triggered the run that took it."""
+        return self.log().append(
+            action, actor_of(context), {"dagster_run_id": context.run_id, **details}
+        )
+
+
+def actor_of(context: dg.OpExecutionContext) -> str:
+    """A sensor, a schedule or the person whose process launched the run."""
+    tags = context.run.tags
+    if "dagster/sensor_name" in tags:
+        return f"sensor:{tags['dagster/sensor_name']}"
+    if "dagster/schedule_name" in tags:
+        return f"schedule:{tags['dagster/schedule_name']}"
+    return f"user:{tags.get('user', getpass.getuser())}"

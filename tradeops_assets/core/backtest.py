@@ -1,0 +1,430 @@
+"""Out-of-sample backtests: a policy and its baselines traded on bars it never trained on.
+
+Execution follows the env exactly (`env.step_accounting`): the position chosen
+at bar t is held from t's close to t+1's close, the change from the previous
+position pays fees and slippage in bp of the traded fraction, a short pays
+borrow. Running a strategy only produces positions; one vectorised ledger then
+prices every strategy the same way, so a baseline cannot be flattered by a
+different fill rule.
+
+Every symbol is stepped at once: the policy in the loop sees one batch of
+observations per bar, which is what makes a backtest over thousands of symbols
+cheap (BENCHMARKS.md, backtest_bars_per_s).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from tradeops_assets.core.env import EnvConfig, MarketArrays, Normaliser, as_utc, step_accounting
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
+
+BUY_AND_HOLD, FLAT, MOMENTUM, CHAMPION, CHALLENGER = (
+    "buy_and_hold",
+    "flat",
+    "momentum",
+    "champion",
+    "challenger",
+)
+BASELINES = (BUY_AND_HOLD, FLAT, MOMENTUM)
+PORTFOLIO = "portfolio"
+METRICS = (
+    "total_return",
+    "annualised_return",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "turnover",
+    "hit_rate",
+    "exposure",
+    "cost_drag",
+    "bars",
+)
+
+
+@dataclass(frozen=True)
+class TradedPolicy:
+    """A policy as the backtest trades it: its decision and the scaling it was trained with."""
+
+    policy: NumpyPolicy
+    normaliser: Normaliser
+
+
+@dataclass(frozen=True)
+class Book:
+    """The decision bars of one backtest: per symbol, rows [first, last) of ``arrays``."""
+
+    arrays: MarketArrays
+    first: np.ndarray
+    last: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.last - self.first
+
+    def rows(self) -> np.ndarray:
+        return np.concatenate(
+            [np.arange(a, b) for a, b in zip(self.first, self.last, strict=True)]
+        ).astype(np.int64)
+
+    def symbol_starts(self) -> np.ndarray:
+        """Offsets of each symbol's first decision in the flat ``rows()`` order."""
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+
+def book(arrays: MarketArrays, window: int, span: tuple) -> Book:
+    """Decision bars inside ``span``: the bar and the next one (which pays it) both in it."""
+    lo, hi = (
+        np.datetime64(as_utc(span[0]).replace(tzinfo=None), "us"),
+        np.datetime64(as_utc(span[1]).replace(tzinfo=None), "us"),
+    )
+    first, last = [], []
+    for s, e in zip(arrays.starts, arrays.ends, strict=True):
+        stamps = arrays.timestamps[s:e]
+        a = max(s + np.searchsorted(stamps, lo), s + window - 1)
+        b = s + np.searchsorted(stamps, hi) - 1
+        first.append(a)
+        last.append(max(a, b))
+    result = Book(arrays, np.asarray(first, np.int64), np.asarray(last, np.int64))
+    if result.lengths.sum() == 0:
+        raise ConfigError(f"no symbol has a decision bar inside the backtest window {span}")
+    return result
+
+
+def run_policy(traded: TradedPolicy, frame: pl.DataFrame, config: EnvConfig, span) -> np.ndarray:
+    """The policy's positions on every decision bar, all symbols stepped together.
+
+    The observation at bar t is the env's: ``window`` scaled feature rows up to t and
+    the position held into t, so the policy trades here exactly as it trained.
+    """
+    arrays = MarketArrays.from_features(frame, traded.normaliser)
+    return run_on_book(traded.policy, book(arrays, config.window, span), config)
+
+
+def run_on_book(policy: NumpyPolicy, positions_of: Book, config: EnvConfig) -> np.ndarray:
+    arrays, window = positions_of.arrays, config.window
+    n_features = arrays.n_features
+    windows = np.lib.stride_tricks.sliding_window_view(arrays.features, (window, n_features))[:, 0]
+    lengths = positions_of.lengths
+    out = np.zeros((len(lengths), int(lengths.max())), np.float64)
+    held = np.zeros(len(lengths))
+    obs = np.empty((len(lengths), window * n_features + 1), np.float32)
+    for k in range(out.shape[1]):
+        live = np.flatnonzero(lengths > k)
+        rows = positions_of.first[live] + k
+        batch = obs[: live.size]
+        batch[:, :-1] = windows[rows - (window - 1)].reshape(live.size, -1)
+        batch[:, -1] = held[live]
+        target = policy.act(batch) * config.max_position
+        out[live, k] = target
+        held[live] = target
+    return np.concatenate([out[i, :n] for i, n in enumerate(lengths)])
+
+
+def momentum_positions(
+    frame: pl.DataFrame, positions_of: Book, config: EnvConfig, lookback: int = 20
+) -> np.ndarray:
+    """Long after a rise over ``lookback`` bars, short after a fall: the classic trend rule."""
+    signal = (
+        frame.sort(SYMBOL, TIMESTAMP)
+        .select(
+            (pl.col("close") / pl.col("close").shift(lookback))
+            .log()
+            .sign()
+            .over(SYMBOL)
+            .fill_null(0.0)
+        )
+        .to_series()
+        .to_numpy()
+    )
+    return signal[positions_of.rows()] * config.max_position
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Per decision bar: what was held, what it earned, and what it cost, in log-return units."""
+
+    position: np.ndarray
+    traded: np.ndarray
+    gross: np.ndarray
+    fees: np.ndarray
+    slippage: np.ndarray
+    borrow: np.ndarray
+    pnl: np.ndarray
+
+
+def account(
+    position: np.ndarray, next_return: np.ndarray, starts: np.ndarray, config: EnvConfig
+) -> Ledger:
+    """Prices positions for many symbols back to back; each symbol starts flat at ``starts``."""
+    previous = np.empty_like(position)
+    previous[1:] = position[:-1]
+    previous[starts] = 0.0
+    pnl, _ = step_accounting(previous, position, next_return, config)
+    traded = np.abs(position - previous)
+    short = (np.abs(position) - position) * 0.5
+    return Ledger(
+        position=position,
+        traded=traded,
+        gross=position * next_return,
+        fees=traded * (config.fee_bps / 1e4),
+        slippage=traded * (config.slippage_bps / 1e4),
+        borrow=short * config.borrow_per_bar,
+        pnl=pnl,
+    )
+
+
+def metrics(
+    returns: np.ndarray,
+    position: np.ndarray,
+    traded: np.ndarray,
+    gross: np.ndarray,
+    costs: np.ndarray,
+    bars_per_year: int,
+) -> dict[str, float]:
+    """Performance of one return series; ``returns`` are simple per-bar returns."""
+    n = len(returns)
+    if n == 0:
+        return dict.fromkeys(METRICS, 0.0)
+    equity = np.cumprod(1.0 + returns)
+    years = n / bars_per_year
+    total = float(equity[-1] - 1.0)
+    annual = float(equity[-1] ** (1.0 / years) - 1.0) if equity[-1] > 0 else -1.0
+    std = float(returns.std(ddof=1)) if n > 1 else 0.0
+    mean = float(returns.mean())
+    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    peak = np.maximum.accumulate(np.maximum(equity, 1.0))
+    max_drawdown = float(np.max(1.0 - equity / peak))
+    holding = position != 0
+    return {
+        "total_return": total,
+        "annualised_return": annual,
+        "volatility": std * math.sqrt(bars_per_year),
+        "sharpe": _ratio(mean, std) * math.sqrt(bars_per_year),
+        "sortino": _ratio(mean, downside) * math.sqrt(bars_per_year),
+        "max_drawdown": max_drawdown,
+        "calmar": _ratio(annual, max_drawdown),
+        "turnover": float(traded.sum()) / years,
+        "hit_rate": float((gross[holding] > 0).mean()) if holding.any() else 0.0,
+        "exposure": float(np.abs(position).mean()),
+        "cost_drag": float(costs.sum()) / years,
+        "bars": float(n),
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """A ratio with nothing to divide by is reported as 0, so reports stay finite JSON."""
+    return numerator / denominator if denominator > 1e-15 else 0.0
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Every strategy's ledger rows and metrics per symbol and for the equal-weight portfolio."""
+
+    ledger: pl.DataFrame  # strategy, symbol, timestamp, position, traded, gross, fees, ...
+    metrics: pl.DataFrame  # strategy, symbol (or 'portfolio'), one column per metric
+
+    def metric(self, strategy: str, name: str, symbol: str = PORTFOLIO) -> float:
+        row = self.metrics.filter((pl.col("strategy") == strategy) & (pl.col("symbol") == symbol))
+        if row.is_empty():
+            raise ConfigError(f"no backtest of strategy '{strategy}' on '{symbol}'")
+        return float(row[name][0])
+
+    @property
+    def strategies(self) -> list[str]:
+        return self.metrics["strategy"].unique(maintain_order=True).to_list()
+
+    def portfolio_curves(self) -> pl.DataFrame:
+        """Per strategy and timestamp: the equal-weight return, equity and drawdown."""
+        return (
+            self.ledger.group_by("strategy", TIMESTAMP, maintain_order=True)
+            .agg(pl.col("return").mean(), pl.col("position").mean())
+            .sort("strategy", TIMESTAMP)
+            .with_columns(equity=(1 + pl.col("return")).cum_prod().over("strategy"))
+            .with_columns(
+                drawdown=1
+                - pl.col("equity")
+                / pl.max_horizontal(pl.col("equity").cum_max(), pl.lit(1.0)).over("strategy")
+            )
+        )
+
+
+def backtest(
+    frame: pl.DataFrame,
+    span: tuple,
+    config: EnvConfig,
+    policies: dict[str, TradedPolicy],
+    momentum_lookback: int = 20,
+) -> Backtest:
+    """Trades ``policies`` and the baselines on the decision bars of ``span``."""
+    base = MarketArrays.from_features(frame, Normaliser(np.zeros(1), np.ones(1)))
+    positions_of = book(base, config.window, span)
+    strategies: dict[str, np.ndarray] = {}
+    for name, traded in policies.items():
+        arrays = MarketArrays.from_features(frame, traded.normaliser)
+        strategies[name] = run_on_book(
+            traded.policy, Book(arrays, positions_of.first, positions_of.last), config
+        )
+    rows = positions_of.rows()
+    strategies[BUY_AND_HOLD] = np.full(rows.size, config.max_position)
+    strategies[FLAT] = np.zeros(rows.size)
+    strategies[MOMENTUM] = momentum_positions(frame, positions_of, config, momentum_lookback)
+    return price(strategies, positions_of, config)
+
+
+def price(strategies: dict[str, np.ndarray], positions_of: Book, config: EnvConfig) -> Backtest:
+    rows, starts = positions_of.rows(), positions_of.symbol_starts()
+    arrays = positions_of.arrays
+    symbols = np.repeat(np.asarray(arrays.symbols, dtype=object), positions_of.lengths)
+    next_return = arrays.next_return[rows]
+    ledgers, summaries = [], []
+    for name, position in strategies.items():
+        ledger = account(position, next_return, starts, config)
+        ledgers.append(
+            pl.DataFrame(
+                {
+                    "strategy": name,
+                    SYMBOL: symbols,
+                    TIMESTAMP: arrays.timestamps[rows],
+                    "position": ledger.position,
+                    "traded": ledger.traded,
+                    "gross": ledger.gross,
+                    "fees": ledger.fees,
+                    "slippage": ledger.slippage,
+                    "borrow": ledger.borrow,
+                    "pnl": ledger.pnl,
+                    "return": np.expm1(ledger.pnl),
+                }
+            )
+        )
+    ledger_frame = pl.concat(ledgers).with_columns(pl.col(TIMESTAMP).dt.replace_time_zone("UTC"))
+    costs = pl.col("fees") + pl.col("slippage") + pl.col("borrow")
+    for (name, symbol), part in ledger_frame.group_by("strategy", SYMBOL, maintain_order=True):
+        summaries.append(_summary(name, symbol, part, config.bars_per_year))
+    portfolio = ledger_frame.group_by("strategy", TIMESTAMP, maintain_order=True).agg(
+        pl.col("return").mean(),
+        pl.col("position").abs().mean().alias("position"),
+        pl.col("traded").mean(),
+        pl.col("gross").mean(),
+        costs.mean().alias("costs"),
+    )
+    for (name,), part in portfolio.sort(TIMESTAMP).group_by("strategy", maintain_order=True):
+        summaries.append(_summary(name, PORTFOLIO, part, config.bars_per_year))
+    return Backtest(ledger_frame, pl.DataFrame(summaries))
+
+
+def _summary(name: str, symbol: str, part: pl.DataFrame, bars_per_year: int) -> dict:
+    costs = (
+        part["costs"].to_numpy()
+        if "costs" in part.columns
+        else (part["fees"] + part["slippage"] + part["borrow"]).to_numpy()
+    )
+    return {
+        "strategy": name,
+        "symbol": symbol,
+        **metrics(
+            part["return"].to_numpy(),
+            part["position"].to_numpy(),
+            part["traded"].to_numpy(),
+            part["gross"].to_numpy(),
+            costs,
+            bars_per_year,
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Fold:
+    train: tuple
+    test: tuple
+
+
+def walk_forward_folds(first, last, folds: int, first_test_fraction: float, expanding: bool):
+    """``folds`` consecutive test windows tiling history from ``first_test_fraction`` on.
+
+    Each fold trains on what precedes its test window: all of it (expanding) or a
+    window as long as the first fold's (rolling). No test window overlaps another, so
+    every bar is judged once, and no fold trains on its own test bars.
+    """
+    if folds < 1 or not 0 < first_test_fraction < 1:
+        raise ConfigError(
+            f"walk-forward needs folds >= 1 and 0 < first_test_fraction < 1, got "
+            f"{folds} folds from {first_test_fraction}"
+        )
+    length = last - first
+    test_start = first + length * first_test_fraction
+    step = (last - test_start) / folds
+    train_length = test_start - first
+    out = []
+    for i in range(folds):
+        start = test_start + step * i
+        train_start = first if expanding else start - train_length
+        out.append(Fold((train_start, start), (start, start + step)))
+    return out
+
+
+def per_bar_loop(
+    policy: NumpyPolicy,
+    arrays: MarketArrays,
+    positions_of: Book,
+    config: EnvConfig,
+) -> np.ndarray:
+    """The textbook loop, a bar at a time, kept as the benchmark's peer and a test oracle."""
+    window, n = config.window, arrays.n_features
+    pnl = []
+    for s in range(len(positions_of.first)):
+        held = 0.0
+        for row in range(positions_of.first[s], positions_of.last[s]):
+            obs = np.empty((1, window * n + 1), np.float32)
+            obs[0, :-1] = arrays.features[row - window + 1 : row + 1].reshape(-1)
+            obs[0, -1] = held
+            target = float(policy.act(obs)[0]) * config.max_position
+            step, _ = step_accounting(held, target, float(arrays.next_return[row]), config)
+            pnl.append(step)
+            held = target
+    return np.asarray(pnl)
+
+
+def walk_forward(
+    frame: pl.DataFrame,
+    folds: list[Fold],
+    configs: list,
+    workdir,
+    momentum_lookback: int = 20,
+    report=None,
+) -> list[dict]:
+    """Retrains the recipe (one ``TrainConfig`` per seed) on each fold and tests it out of sample.
+
+    Returns one row per (fold, seed): the Sharpe of the retrained policy and of every
+    baseline on that fold's test window, and the policy's max drawdown there.
+    """
+    from pathlib import Path
+
+    from tradeops_assets.core import training
+
+    rows = []
+    for index, fold in enumerate(folds):
+        for config in configs:
+            result = training.train(
+                frame, config, fold.train, Path(workdir) / f"fold-{index}" / f"seed-{config.seed}"
+            )
+            traded = TradedPolicy(NumpyPolicy.from_sb3(result.model), result.normaliser)
+            test = backtest(frame, fold.test, config.env, {CHALLENGER: traded}, momentum_lookback)
+            row = {
+                "fold": index,
+                "seed": config.seed,
+                "train": [str(fold.train[0]), str(fold.train[1])],
+                "test": [str(fold.test[0]), str(fold.test[1])],
+                "sharpe": {s: test.metric(s, "sharpe") for s in test.strategies},
+                "max_drawdown": test.metric(CHALLENGER, "max_drawdown"),
+            }
+            if report is not None:
+                report(row)
+            rows.append(row)
+    return rows

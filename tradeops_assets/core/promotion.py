@@ -1,0 +1,148 @@
+"""The promotion gate: may this challenger replace the champion?
+
+One out-of-sample window can flatter any policy, so the gate asks three
+questions and states each answer with its figure: does the registered challenger
+beat the champion and every baseline on the held-out window; does the training
+recipe (same config, every seed, retrained per walk-forward fold) beat the
+best baseline in enough folds; and does it stay inside the risk limits. A
+criterion that cannot be judged (no champion yet) says so instead of passing
+silently.
+"""
+
+from dataclasses import asdict, dataclass
+
+from tradeops_assets.core.backtest import BASELINES, CHALLENGER, CHAMPION
+
+
+@dataclass(frozen=True)
+class GateCriteria:
+    baseline_margin: float = 0.0  # Sharpe points above each baseline
+    champion_margin: float = 0.0  # Sharpe points above the champion
+    min_fold_win_rate: float = 0.5  # share of (fold, seed) pairs beating the best baseline
+    max_drawdown: float = 0.25
+    max_turnover: float = 100.0  # one-way, in units of capital per year
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    value: float | None
+    threshold: float | None
+    passed: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    criteria: tuple[Criterion, ...]
+
+    @property
+    def reason(self) -> str:
+        failed = [c.why for c in self.criteria if not c.passed]
+        if failed:
+            return "refused: " + "; ".join(failed)
+        return "promoted: every criterion passed"
+
+    def as_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "reason": self.reason,
+            "criteria": [asdict(c) for c in self.criteria],
+        }
+
+    def markdown(self) -> str:
+        lines = ["| criterion | value | threshold | verdict | why |", "|---|---|---|---|---|"]
+        for c in self.criteria:
+            value = "n/a" if c.value is None else f"{c.value:.4f}"
+            threshold = "n/a" if c.threshold is None else f"{c.threshold:.4f}"
+            verdict = "pass" if c.passed else "FAIL"
+            lines.append(f"| {c.name} | {value} | {threshold} | {verdict} | {c.why} |")
+        return "\n".join(lines)
+
+
+def judge(summary: dict, criteria: GateCriteria) -> Verdict:
+    """Judges a backtest summary (``backtest_report``'s report.json) against ``criteria``.
+
+    ``summary["held_out"]`` maps strategy to portfolio metrics; ``summary["folds"]`` lists
+    per (fold, seed) the challenger's and each baseline's Sharpe.
+    """
+    held = summary["held_out"]
+    mine = held[CHALLENGER]
+    out: list[Criterion] = []
+    for baseline in BASELINES:
+        need = held[baseline]["sharpe"] + criteria.baseline_margin
+        ok = mine["sharpe"] >= need
+        out.append(
+            Criterion(
+                f"held_out_sharpe_vs_{baseline}",
+                mine["sharpe"],
+                need,
+                ok,
+                f"held-out Sharpe {mine['sharpe']:.3f} {'>=' if ok else '<'} {baseline} "
+                f"{held[baseline]['sharpe']:.3f} + margin {criteria.baseline_margin:.3f}",
+            )
+        )
+    if CHAMPION in held:
+        need = held[CHAMPION]["sharpe"] + criteria.champion_margin
+        ok = mine["sharpe"] >= need and summary.get("champion_version") != summary.get(
+            "challenger_version"
+        )
+        out.append(
+            Criterion(
+                "held_out_sharpe_vs_champion",
+                mine["sharpe"],
+                need,
+                ok,
+                f"held-out Sharpe {mine['sharpe']:.3f} {'>=' if ok else '<'} champion "
+                f"v{summary.get('champion_version')} {held[CHAMPION]['sharpe']:.3f} "
+                f"+ margin {criteria.champion_margin:.3f}",
+            )
+        )
+    else:
+        out.append(
+            Criterion(
+                "held_out_sharpe_vs_champion",
+                None,
+                None,
+                True,
+                "no champion yet: the first policy is judged against the baselines only",
+            )
+        )
+    folds = summary["folds"]
+    wins = [
+        f["sharpe"][CHALLENGER] >= max(f["sharpe"][b] for b in BASELINES) + criteria.baseline_margin
+        for f in folds
+    ]
+    rate = sum(wins) / len(wins) if wins else 0.0
+    out.append(
+        Criterion(
+            "walk_forward_win_rate",
+            rate,
+            criteria.min_fold_win_rate,
+            bool(wins) and rate >= criteria.min_fold_win_rate,
+            f"beat the best baseline in {sum(wins)} of {len(wins)} (fold, seed) pairs "
+            f"(needs {criteria.min_fold_win_rate:.0%})",
+        )
+    )
+    worst = max([mine["max_drawdown"], *(f["max_drawdown"] for f in folds)])
+    out.append(
+        Criterion(
+            "max_drawdown",
+            worst,
+            criteria.max_drawdown,
+            worst <= criteria.max_drawdown,
+            f"worst drawdown {worst:.2%} (held-out and folds) vs limit {criteria.max_drawdown:.2%}",
+        )
+    )
+    out.append(
+        Criterion(
+            "turnover",
+            mine["turnover"],
+            criteria.max_turnover,
+            mine["turnover"] <= criteria.max_turnover,
+            f"held-out turnover {mine['turnover']:.1f}x a year vs limit "
+            f"{criteria.max_turnover:.1f}x",
+        )
+    )
+    return Verdict(all(c.passed for c in out), tuple(out))

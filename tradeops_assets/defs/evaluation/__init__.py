@@ -1,0 +1,8 @@
+"""Evaluation: the backtest report, the promotion gate and the champion alias."""
+
+import dagster as dg
+
+from tradeops_assets.defs.evaluation.assets import backtest_report, champion_policy
+from tradeops_assets.defs.evaluation.checks import promotion_gate
+
+defs = dg.Definitions(assets=[backtest_report, champion_policy], asset_checks=[promotion_gate])

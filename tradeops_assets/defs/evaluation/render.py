@@ -1,0 +1,128 @@
+"""Turns a backtest into what people read: markdown for the Dagster UI and one HTML file.
+
+Plots are PNGs inlined as data URIs, so the UI, the HTML report and the MLflow
+artifact show the same picture with nothing else to fetch.
+"""
+
+import base64
+import html
+import io
+from datetime import UTC, datetime
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import polars as pl
+
+from tradeops_assets.core.backtest import CHALLENGER, METRICS, PORTFOLIO, Backtest
+
+SHOWN = ("sharpe", "sortino", "total_return", "annualised_return", "volatility", "max_drawdown")
+PERCENT = {"total_return", "annualised_return", "volatility", "max_drawdown", "hit_rate"}
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plots(result: Backtest) -> dict[str, str]:
+    curves = result.portfolio_curves()
+    out = {}
+    for title, column in (("Equity vs baselines", "equity"), ("Drawdown", "drawdown")):
+        fig, ax = plt.subplots(figsize=(8, 3))
+        for (strategy,), part in curves.group_by("strategy", maintain_order=True):
+            width = 2.0 if strategy == CHALLENGER else 1.0
+            ax.plot(part["timestamp"].to_list(), part[column].to_list(), label=strategy, lw=width)
+        ax.set_title(f"{title} (equal-weight portfolio, held-out window)")
+        ax.legend(loc="best", fontsize=7)
+        out[column] = _png(fig)
+    fig, ax = plt.subplots(figsize=(8, 3))
+    mine = result.ledger.filter(pl.col("strategy") == CHALLENGER)
+    for (symbol,), part in mine.group_by("symbol", maintain_order=True):
+        ax.plot(part["timestamp"].to_list(), part["position"].to_list(), label=symbol, lw=0.8)
+    ax.set_title("Challenger positions by symbol")
+    ax.set_ylim(-1.05, 1.05)
+    ax.legend(loc="best", fontsize=7)
+    out["positions"] = _png(fig)
+    return out
+
+
+def _cell(name: str, value: float) -> str:
+    return f"{value:.2%}" if name in PERCENT else f"{value:.3f}"
+
+
+def metrics_markdown(result: Backtest, columns=METRICS) -> str:
+    rows = result.metrics.filter(pl.col("symbol") == PORTFOLIO)
+    lines = ["| strategy | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row in rows.iter_rows(named=True):
+        cells = " | ".join(_cell(c, row[c]) for c in columns)
+        lines.append(f"| {row['strategy']} | {cells} |")
+    return "\n".join(lines)
+
+
+def folds_markdown(folds: list[dict]) -> str:
+    if not folds:
+        return "no walk-forward folds"
+    strategies = list(folds[0]["sharpe"])
+    lines = [
+        "| fold | seed | test window | " + " | ".join(f"Sharpe {s}" for s in strategies) + " |",
+        "|---" * (len(strategies) + 3) + "|",
+    ]
+    for f in folds:
+        cells = " | ".join(f"{f['sharpe'][s]:.3f}" for s in strategies)
+        window = f"{f['test'][0][:10]} .. {f['test'][1][:10]}"
+        lines.append(f"| {f['fold']} | {f['seed']} | {window} | {cells} |")
+    return "\n".join(lines)
+
+
+def plots_markdown(images: dict[str, str]) -> str:
+    return "\n\n".join(f"![{name}](data:image/png;base64,{png})" for name, png in images.items())
+
+
+def html_report(title: str, summary: dict, result: Backtest, images: dict[str, str]) -> str:
+    """A standalone page an auditor can archive: nothing external to load."""
+    rows = result.metrics.filter(pl.col("symbol") == PORTFOLIO)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("strategy", *METRICS))
+    body = "".join(
+        "<tr>"
+        + f"<td>{html.escape(r['strategy'])}</td>"
+        + "".join(f"<td>{_cell(c, r[c])}</td>" for c in METRICS)
+        + "</tr>"
+        for r in rows.iter_rows(named=True)
+    )
+    fold_rows = "".join(
+        f"<tr><td>{f['fold']}</td><td>{f['seed']}</td><td>{html.escape(f['test'][0][:10])} .. "
+        f"{html.escape(f['test'][1][:10])}</td>"
+        + "".join(f"<td>{s}: {v:.3f}</td>" for s, v in f["sharpe"].items())
+        + "</tr>"
+        for f in summary["folds"]
+    )
+    lineage = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(summary[k]))}</td></tr>"
+        for k in (
+            "challenger_version",
+            "champion_version",
+            "data_version",
+            "held_out_window",
+            "code_version",
+            "dagster_run_id",
+        )
+    )
+    pictures = "".join(
+        f'<h3>{html.escape(n)}</h3><img alt="{html.escape(n)}" src="data:image/png;base64,{p}">'
+        for n, p in images.items()
+    )
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
+<body><h1>{html.escape(title)}</h1><p>Generated {stamp}</p>
+<h2>Lineage</h2><table>{lineage}</table>
+<h2>Held-out window, equal-weight portfolio</h2><table><tr>{head}</tr>{body}</table>
+<h2>Walk-forward folds</h2><table>{fold_rows}</table>
+<h2>Plots</h2>{pictures}</body></html>
+"""
