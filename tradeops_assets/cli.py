@@ -114,6 +114,32 @@ def restore(deployment: Deployment, md5: str, out: Path) -> None:
     print(f"restored {md5} -> {path}")
 
 
+def audit(deployment: Deployment, action: str, out: Path | None) -> int:
+    from tradeops_assets.core.audit import AuditLog
+
+    log = AuditLog(deployment.home / "audit")
+    check = log.verify()
+    if action == "verify":
+        for problem in check.problems:
+            print(f"tradeops audit: {problem}", file=sys.stderr)
+        if not check.ok:
+            return 1
+        print(f"audit log intact: {check.records} records, head {check.head}")
+        return 0
+    records = log.records()
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"exported {len(records)} records to {out}", file=sys.stderr)
+    if not check.ok:
+        print(f"tradeops audit: WARNING, verification fails: {check.problems[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tradeops", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,11 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     rest = data.add_parser("restore", help="bring back the exact bytes of a dataset version")
     rest.add_argument("--version", required=True, help="md5 recorded in the asset's metadata")
     rest.add_argument("--out", required=True, type=Path, help="directory to write into")
+    aud = sub.add_parser("audit", help="the hash-chained audit trail").add_subparsers(
+        dest="action", required=True
+    )
+    aud.add_parser("verify", help="recompute the chain; exit 1 on any edit or deletion")
+    exp = aud.add_parser("export", help="every record as JSON lines, chain hashes included")
+    exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     try:
         deployment = Deployment.from_env()
         if args.command == "demo":
             demo(deployment)
+        elif args.command == "audit":
+            return audit(deployment, args.action, getattr(args, "out", None))
         elif args.command == "train":
             train(args.timesteps, [int(x) for x in args.seeds.split(",")])
         else:

@@ -11,7 +11,9 @@ CORE_MODULES = sorted(m.name for m in pkgutil.iter_modules(core.__path__))
 
 
 def test_core_has_the_modules_the_design_names():
-    assert {"errors", "schemas", "features", "validation", "sources"} <= set(CORE_MODULES)
+    assert {"errors", "schemas", "features", "env", "training", "backtest", "audit"} <= set(
+        CORE_MODULES
+    )
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

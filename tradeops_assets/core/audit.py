@@ -19,15 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tradeops_assets.core.errors import TradeopsError
+from tradeops_assets.core.errors import AuditError
 
 GENESIS = "0" * 64
 LOG_NAME = "audit.jsonl"
 HEAD_NAME = "audit.head.json"
-
-
-class AuditError(TradeopsError):
-    """The audit trail is not what was written: names the record and what is wrong."""
 
 
 def _digest(record: dict) -> str:

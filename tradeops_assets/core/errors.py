@@ -56,3 +56,7 @@ class BundleError(TradeopsError):
 
 class SignatureError(BundleError):
     """A bundle whose signature is missing, malformed or made by another key."""
+
+
+class AuditError(TradeopsError):
+    """The audit trail is not what was written: names the record and what is wrong."""

@@ -1,0 +1,145 @@
+import itertools
+import math
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tradeops_assets.core import backtest
+from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.training import TrainConfig, make_model
+
+CONFIG = EnvConfig(window=8, episode_bars=32, fee_bps=1.0, slippage_bps=2.0)
+
+
+@pytest.fixture(scope="module")
+def policy(arrays) -> NumpyPolicy:
+    vec = VecTradingEnv(arrays, num_envs=2, config=CONFIG)
+    model = make_model(TrainConfig(env=CONFIG, n_envs=2, batch_size=512, seed=3), vec)
+    return NumpyPolicy.from_sb3(model)
+
+
+def test_metrics_of_a_known_equity_curve():
+    r = np.array([0.10, -0.05, 0.02, -0.10, 0.05])
+    zeros = np.zeros(5)
+    m = backtest.metrics(r, np.ones(5), zeros, r, zeros, bars_per_year=252)
+    # mean 0.004; squared deviations sum to 0.02532; downside: sqrt((0.05^2 + 0.10^2) / 5) = 0.05
+    assert m["sharpe"] == pytest.approx(0.004 / math.sqrt(0.02532 / 4) * math.sqrt(252))
+    assert m["sortino"] == pytest.approx(0.004 / 0.05 * math.sqrt(252))
+    # equity 1.1, 1.045, 1.0659, 0.95931, 1.0072755: the trough 0.95931 under the 1.1 peak
+    assert m["max_drawdown"] == pytest.approx(1 - 0.95931 / 1.1)
+    assert m["total_return"] == pytest.approx(0.0072755)
+    assert m["annualised_return"] == pytest.approx(1.0072755 ** (252 / 5) - 1)
+    assert m["calmar"] == pytest.approx(m["annualised_return"] / (1 - 0.95931 / 1.1))
+    assert m["volatility"] == pytest.approx(math.sqrt(0.02532 / 4) * math.sqrt(252))
+    assert m["hit_rate"] == pytest.approx(3 / 5)
+
+
+def test_a_flat_book_has_zero_ratios_not_infinities():
+    zeros = np.zeros(10)
+    m = backtest.metrics(zeros, zeros, zeros, zeros, zeros, bars_per_year=252)
+    assert m["sharpe"] == m["sortino"] == m["max_drawdown"] == m["calmar"] == 0.0
+
+
+def test_fees_slippage_and_borrow_are_charged_exactly():
+    config = EnvConfig(fee_bps=1.0, slippage_bps=2.0, borrow_bps_per_year=252.0, bars_per_year=252)
+    position = np.array([0.5, 0.5, -1.0, 0.0, 1.0, 1.0])
+    next_return = np.array([0.01, -0.02, 0.03, 0.04, 0.01, 0.02])
+    ledger = backtest.account(position, next_return, np.array([0, 4]), config)  # two symbols
+    assert np.allclose(ledger.traded, [0.5, 0.0, 1.5, 1.0, 1.0, 0.0])
+    assert np.allclose(ledger.fees, [0.5e-4, 0, 1.5e-4, 1e-4, 1e-4, 0], atol=1e-15)
+    assert np.allclose(ledger.slippage, [1e-4, 0, 3e-4, 2e-4, 2e-4, 0], atol=1e-15)
+    assert np.allclose(ledger.borrow, [0, 0, 1e-4, 0, 0, 0], atol=1e-15)
+    expected = [0.005 - 1.5e-4, -0.01, -0.03 - 4.5e-4 - 1e-4, -3e-4, 0.01 - 3e-4, 0.02]
+    assert np.allclose(ledger.pnl, expected, atol=1e-15)
+
+
+def test_backtest_pays_what_the_env_pays_for_the_same_decisions(arrays, policy):
+    env = TradingEnv(arrays, CONFIG)
+    obs, info = env.reset(seed=4)
+    symbol = arrays.symbols.index(info["symbol"])
+    rewards = []
+    for _ in range(CONFIG.episode_bars):
+        obs, reward, _, _, _ = env.step(policy.act(obs[None])[0:1].astype(np.float32))
+        rewards.append(reward)
+    first = np.array(arrays.starts)
+    last = first.copy()
+    first[symbol], last[symbol] = info["row"], info["row"] + CONFIG.episode_bars
+    book = backtest.Book(arrays, first, last)
+    positions = backtest.run_on_book(policy, book, CONFIG)
+    ledger = backtest.account(positions, arrays.next_return[book.rows()], np.array([0]), CONFIG)
+    assert np.allclose(ledger.pnl, rewards, atol=1e-6)
+
+
+def test_batched_backtest_equals_the_bar_by_bar_loop(arrays, policy):
+    book = backtest.book(arrays, CONFIG.window, (datetime(2015, 6, 1), datetime(2016, 1, 1)))
+    assert (book.lengths > 0).all()
+    batched = backtest.account(
+        backtest.run_on_book(policy, book, CONFIG),
+        arrays.next_return[book.rows()],
+        book.symbol_starts(),
+        CONFIG,
+    )
+    assert np.allclose(batched.pnl, backtest.per_bar_loop(policy, arrays, book, CONFIG), atol=1e-9)
+
+
+def test_decision_bars_and_the_bars_that_pay_them_stay_inside_the_window(arrays):
+    span = (datetime(2015, 6, 1), datetime(2015, 9, 1))
+    book = backtest.book(arrays, CONFIG.window, span)
+    rows = book.rows()
+    assert arrays.timestamps[rows].min() >= np.datetime64(span[0])
+    assert arrays.timestamps[rows + 1].max() < np.datetime64(span[1])
+    with pytest.raises(ConfigError, match="no symbol has a decision bar"):
+        backtest.book(arrays, CONFIG.window, (datetime(2030, 1, 1), datetime(2031, 1, 1)))
+
+
+def test_momentum_baseline_uses_no_future_close(feature_frame, arrays):
+    book = backtest.book(arrays, CONFIG.window, (datetime(2015, 6, 1), datetime(2016, 1, 1)))
+    before = backtest.momentum_positions(feature_frame, book, CONFIG)
+    cut = feature_frame.sort("symbol", "timestamp")["timestamp"][int(book.rows()[10])]
+    poisoned = feature_frame.with_columns(
+        pl.when(pl.col("timestamp") > cut).then(1e6).otherwise(pl.col("close")).alias("close")
+    )
+    after = backtest.momentum_positions(poisoned, book, CONFIG)
+    assert np.array_equal(before[:11], after[:11])
+    assert set(np.unique(before)) <= {-1.0, 0.0, 1.0}
+
+
+def test_backtest_prices_baselines_and_policies_alike(feature_frame, policy):
+    from tradeops_assets.core.env import Normaliser
+    from tradeops_assets.core.features import FEATURE_COLUMNS
+
+    normaliser = Normaliser.fit(feature_frame.select(FEATURE_COLUMNS).to_numpy())
+    span = (datetime(2015, 6, 1), datetime(2016, 1, 1))
+    result = backtest.backtest(
+        feature_frame, span, CONFIG, {"challenger": backtest.TradedPolicy(policy, normaliser)}
+    )
+    assert set(result.strategies) == {"challenger", "buy_and_hold", "flat", "momentum"}
+    assert result.metric("flat", "total_return") == 0.0
+    hold = result.ledger.filter(pl.col("strategy") == "buy_and_hold")
+    for (symbol,), part in hold.group_by("symbol"):
+        # Long throughout: the only cost is the entry trade on the first bar.
+        log_growth = part["gross"].sum() - CONFIG.cost_per_unit
+        assert result.metric("buy_and_hold", "total_return", symbol) == pytest.approx(
+            math.expm1(log_growth), rel=1e-9
+        )
+    curves = result.portfolio_curves()
+    assert curves["drawdown"].min() >= 0.0
+
+
+def test_walk_forward_folds_tile_the_tail_without_training_on_their_test():
+    first, last = datetime(2010, 1, 1), datetime(2020, 1, 1)
+    folds = backtest.walk_forward_folds(first, last, 4, 0.6, expanding=True)
+    assert folds[0].test[0] == first + (last - first) * 0.6
+    assert folds[-1].test[1] == last
+    for a, b in itertools.pairwise(folds):
+        assert a.test[1] == b.test[0]
+    assert all(f.train == (first, f.test[0]) for f in folds)
+    rolling = backtest.walk_forward_folds(first, last, 4, 0.6, expanding=False)
+    lengths = {f.train[1] - f.train[0] for f in rolling}
+    assert len(lengths) == 1
+    with pytest.raises(ConfigError, match="folds >= 1"):
+        backtest.walk_forward_folds(first, last, 0, 0.6, expanding=True)

@@ -1,0 +1,98 @@
+import copy
+
+import pytest
+
+from tradeops_assets.core.promotion import GateCriteria, judge
+
+
+def metrics(sharpe, drawdown=0.05, turnover=50.0):
+    return {"sharpe": sharpe, "max_drawdown": drawdown, "turnover": turnover}
+
+
+def fold(challenger, best_baseline=0.5, drawdown=0.05):
+    sharpe = {"challenger": challenger, "buy_and_hold": best_baseline, "flat": 0.0, "momentum": -1}
+    return {"sharpe": sharpe, "max_drawdown": drawdown}
+
+
+GOOD = {
+    "challenger_version": "2",
+    "champion_version": "1",
+    "held_out": {
+        "challenger": metrics(2.0),
+        "champion": metrics(1.5),
+        "buy_and_hold": metrics(0.9),
+        "flat": metrics(0.0),
+        "momentum": metrics(0.3),
+    },
+    "folds": [fold(2.0), fold(1.8), fold(0.2)],
+}
+
+
+def test_a_challenger_better_on_every_count_is_promoted():
+    verdict = judge(GOOD, GateCriteria())
+    assert verdict.passed
+    assert verdict.reason == "promoted: every criterion passed"
+    names = {c.name for c in verdict.criteria}
+    assert {"held_out_sharpe_vs_champion", "walk_forward_win_rate", "turnover"} <= names
+
+
+def test_a_challenger_worse_than_the_champion_is_refused_with_the_figures():
+    worse = copy.deepcopy(GOOD)
+    worse["held_out"]["challenger"]["sharpe"] = 1.4
+    verdict = judge(worse, GateCriteria())
+    assert not verdict.passed
+    assert "held-out Sharpe 1.400 does not beat champion v1 1.500 + margin 0.000" in verdict.reason
+    failed = [c for c in verdict.criteria if not c.passed]
+    assert [c.name for c in failed] == ["held_out_sharpe_vs_champion"]
+
+
+def test_an_equal_policy_does_not_beat_the_champion():
+    same = copy.deepcopy(GOOD)
+    same["held_out"]["champion"]["sharpe"] = 2.0
+    assert not judge(same, GateCriteria()).passed
+
+
+def test_margins_are_configurable():
+    assert not judge(GOOD, GateCriteria(champion_margin=0.6)).passed
+    assert not judge(GOOD, GateCriteria(baseline_margin=1.2)).passed
+
+
+def test_one_lucky_window_cannot_promote():
+    lucky = copy.deepcopy(GOOD)
+    lucky["folds"] = [fold(3.0), fold(0.1), fold(-0.5)]
+    verdict = judge(lucky, GateCriteria())
+    assert not verdict.passed
+    assert "beat the best baseline in 1 of 3 (fold, seed) pairs" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("where", "limit_breach", "criterion"),
+    [
+        ("held_out", {"max_drawdown": 0.4}, "max_drawdown"),
+        ("held_out", {"turnover": 900.0}, "turnover"),
+    ],
+)
+def test_risk_limits_refuse_even_a_profitable_policy(where, limit_breach, criterion):
+    risky = copy.deepcopy(GOOD)
+    risky[where]["challenger"].update(limit_breach)
+    verdict = judge(risky, GateCriteria())
+    assert [c.name for c in verdict.criteria if not c.passed] == [criterion]
+
+
+def test_a_fold_drawdown_counts_too():
+    risky = copy.deepcopy(GOOD)
+    risky["folds"][1]["max_drawdown"] = 0.5
+    assert not judge(risky, GateCriteria()).passed
+
+
+def test_the_first_policy_is_judged_against_the_baselines_only():
+    first = copy.deepcopy(GOOD)
+    del first["held_out"]["champion"]
+    first["champion_version"] = None
+    verdict = judge(first, GateCriteria())
+    assert verdict.passed
+    champion = next(c for c in verdict.criteria if c.name == "held_out_sharpe_vs_champion")
+    assert champion.value is None
+    assert "no champion yet" in champion.why
+    first["held_out"]["challenger"]["sharpe"] = 0.8  # below buy-and-hold's 0.9
+    assert not judge(first, GateCriteria()).passed
