@@ -13,7 +13,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(TRADEOPS_HOME)/mlflow/mlflow.db
 export BENTOML_HOME ?= $(TRADEOPS_HOME)/bentoml
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
-.PHONY: demo test lint ui bench check-defs clean-home
+.PHONY: demo test lint ui serve bench check-defs clean-home
 
 # torch first: its pinned CPU wheel is on disk; any other resolution pulls CUDA.
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
@@ -52,6 +52,9 @@ lint: env
 
 ui: env
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${TRADEOPS_UI_PORT:-3001}
+
+serve: env
+	$(VENV)/bin/tradeops serve
 
 bench: env
 	$(PY) -m bench.run

@@ -27,6 +27,8 @@ GOALS = {
     "env_steps_per_s": "≥ 250k steps/s",
     "vec_env_steps_per_s": "≥ 10M steps/s at 256 episodes",
     "ppo_steps_per_s": "≥ 20k steps/s (1M steps under a minute)",
+    "backtest_bars_per_s": "≥ 1M bars/s on 2 cores, policy in the loop",
+    "pnl_bars_per_s": "≥ 50M bars/s on 2 cores",
 }
 NIGHTLY_BUDGET_S = 6 * 3600
 VEC_EPISODES = 256
@@ -207,6 +209,78 @@ def bench_ppo(timesteps: int) -> dict:
     }
 
 
+def bench_backtest(symbols: int, bars: int) -> dict:
+    """The policy in the loop, every symbol per call, against a bar-by-bar Python loop."""
+    from tradeops_assets.core import backtest
+    from tradeops_assets.core.env import (
+        EnvConfig,
+        MarketArrays,
+        Normaliser,
+        VecTradingEnv,
+        step_accounting,
+    )
+    from tradeops_assets.core.policy import NumpyPolicy
+    from tradeops_assets.core.training import TrainConfig, make_model
+
+    frame = features.compute_features(generate(SyntheticSpec(symbols=symbols, bars=bars, seed=2)))
+    arrays = MarketArrays.from_features(
+        frame, Normaliser.fit(frame.select(features.FEATURE_COLUMNS).to_numpy())
+    )
+    config = EnvConfig()
+    vec = VecTradingEnv(arrays, 2, config)
+    policy = NumpyPolicy.from_sb3(make_model(TrainConfig(n_envs=2, batch_size=512), vec))
+    stamps = frame["timestamp"]
+    book = backtest.book(arrays, config.window, (stamps.min(), stamps.max()))
+    decisions = int(book.lengths.sum())
+
+    def batched():
+        positions = backtest.run_on_book(policy, book, config)
+        return backtest.account(
+            positions, arrays.next_return[book.rows()], book.symbol_starts(), config
+        )
+
+    ours_s, ledger = best_of(3, batched)
+    few = 3
+    subset = backtest.Book(arrays, book.first[:few], book.last[:few])
+    peer_s, peer_pnl = best_of(1, lambda: backtest.per_bar_loop(policy, arrays, subset, config))
+    if not np.allclose(ledger.pnl[: peer_pnl.size], peer_pnl, atol=1e-9):
+        raise SystemExit("bench: batched backtest and the bar-by-bar loop disagree")
+
+    position = np.tile(ledger.position, max(1, 20_000_000 // decisions))
+    returns = np.tile(arrays.next_return[book.rows()], max(1, 20_000_000 // decisions))
+    starts = np.arange(0, position.size, bars, dtype=np.int64)
+    pnl_s, _ = best_of(3, lambda: backtest.account(position, returns, starts, config))
+    n_loop = 200_000
+
+    def loop_pnl():
+        out, held = [], 0.0
+        for i in range(n_loop):
+            step, _ = step_accounting(held, float(position[i]), float(returns[i]), config)
+            out.append(step)
+            held = float(position[i])
+        return out
+
+    loop_s, _ = best_of(1, loop_pnl)
+    return {
+        "backtest_bars_per_s": {
+            "value": round(decisions / ours_s),
+            "unit": "bars/s",
+            "peer": "bar-by-bar Python loop, same numpy policy",
+            "peer_value": round(int(subset.lengths.sum()) / peer_s),
+            "detail": f"{symbols} symbols x {decisions // symbols:,} decision bars, policy "
+            f"(window {config.window}, net 64x64) in the loop, all symbols per call, ledger "
+            f"and costs included; equal P&L to 1e-9 on {few} symbols",
+        },
+        "pnl_bars_per_s": {
+            "value": round(position.size / pnl_s),
+            "unit": "bars/s",
+            "peer": "per-bar Python loop of step_accounting",
+            "peer_value": round(n_loop / loop_s),
+            "detail": f"fees, slippage, borrow and P&L over {position.size / 1e6:.0f}M bars",
+        },
+    }
+
+
 def render(results: dict, info: dict, when: str, command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -235,14 +309,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--env-steps", type=int, default=200_000)
     parser.add_argument("--ppo-steps", type=int, default=131_072)
+    parser.add_argument("--backtest-symbols", type=int, default=500)
+    parser.add_argument("--backtest-bars", type=int, default=2520)
     parser.add_argument("--out", type=Path, default=ROOT, help="folder for BENCHMARKS.md, bench/")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset: features,env,ppo,backtest"
+    )
     args = parser.parse_args(argv)
+    chosen = set(filter(None, args.only.split(","))) or {"features", "env", "ppo", "backtest"}
 
     results_path = args.out / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results.update(bench_features(args.symbols, args.bars))
-    results.update(bench_env(args.env_steps))
-    results.update(bench_ppo(args.ppo_steps))
+    if "features" in chosen:
+        results.update(bench_features(args.symbols, args.bars))
+    if "env" in chosen:
+        results.update(bench_env(args.env_steps))
+    if "ppo" in chosen:
+        results.update(bench_ppo(args.ppo_steps))
+    if "backtest" in chosen:
+        results.update(bench_backtest(args.backtest_symbols, args.backtest_bars))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

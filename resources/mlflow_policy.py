@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
@@ -81,33 +82,46 @@ class RegisteredPolicy:
         return TradedPolicy(self.policy, self.normaliser)
 
 
-def version_for(alias: str) -> str | None:
-    try:
-        return str(
-            mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, alias).version
+class PolicyRegistry(dg.ConfigurableResource):
+    """The MLflow Model Registry as the evaluation and serving stages use it."""
+
+    tracking_uri: str
+
+    def client(self) -> mlflow.MlflowClient:
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def version_for(self, alias: str) -> str | None:
+        try:
+            return str(self.client().get_model_version_by_alias(REGISTERED_MODEL, alias).version)
+        except MlflowException:
+            return None
+
+    def fetch(self, version: str, dst: Path) -> RegisteredPolicy:
+        """Downloads a registered version's artifacts and loads its numpy policy."""
+        meta = self.client().get_model_version(REGISTERED_MODEL, version)
+        root = Path(
+            mlflow.artifacts.download_artifacts(
+                f"models:/{REGISTERED_MODEL}/{version}",
+                dst_path=str(dst),
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            )
         )
-    except MlflowException:
-        return None
-
-
-def fetch(version: str, dst: Path) -> RegisteredPolicy:
-    """Downloads a registered version's artifacts and loads its numpy policy."""
-    meta = mlflow.MlflowClient().get_model_version(REGISTERED_MODEL, version)
-    root = Path(
-        mlflow.artifacts.download_artifacts(
-            f"models:/{REGISTERED_MODEL}/{version}", dst_path=str(dst)
+        files = root / "artifacts"
+        return RegisteredPolicy(
+            version=str(version),
+            run_id=meta.run_id,
+            config=json.loads((files / "config.json").read_text()),
+            normaliser=Normaliser.from_dict(json.loads((files / "normaliser.json").read_text())),
+            policy=NumpyPolicy.load(files / "policy.npz"),
+            files=files,
         )
-    )
-    files = root / "artifacts"
-    return RegisteredPolicy(
-        version=str(version),
-        run_id=meta.run_id,
-        config=json.loads((files / "config.json").read_text()),
-        normaliser=Normaliser.from_dict(json.loads((files / "normaliser.json").read_text())),
-        policy=NumpyPolicy.load(files / "policy.npz"),
-        files=files,
-    )
 
+    def move_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(REGISTERED_MODEL, alias, version)
 
-def move_alias(alias: str, version: str) -> None:
-    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, alias, version)
+    def log_artifact(self, run_id: str, path: Path, folder: str) -> None:
+        self.client().log_artifact(run_id, str(path), folder)
+
+    def log_metric(self, run_id: str, key: str, value: float) -> None:
+        self.client().log_metric(run_id, key, value)

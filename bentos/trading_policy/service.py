@@ -57,7 +57,9 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _error(exc: RequestError, status: int = 422) -> Response:
+def _error(exc: RequestError) -> Response:
+    """422 for content a trader must fix, 413 for a payload past a size limit."""
+    status = 413 if exc.reason.startswith(("at most", "larger than")) else 422
     return _json({"error": "invalid_request", "field": exc.field, "reason": exc.reason}, status)
 
 
@@ -183,7 +185,7 @@ async def predict(request: Request) -> Response:
         payload = await _body(request)
         parsed = serving.parse_request(payload, state.bundle, state.limits)
     except RequestError as exc:
-        return _error(exc, 413 if "larger than" in exc.reason else 422)
+        return _error(exc)
     decisions, row = await state.decide_soon(parsed)
     (request_id,) = state.record(decisions, [row], started)
     return _json(state.answer(decisions.targets[row], request_id))
@@ -203,7 +205,7 @@ async def predict_batch(request: Request) -> Response:
             requests, path = payload, ""
         decisions = serving.decide(state.bundle, requests, state.limits, path=path)
     except RequestError as exc:
-        return _error(exc, 413 if "at most" in exc.reason or "larger" in exc.reason else 422)
+        return _error(exc)
     ids = state.record(decisions, list(range(len(decisions))), started)
     answers = [state.answer(t, i) for t, i in zip(decisions.targets.tolist(), ids, strict=True)]
     return _json(answers)

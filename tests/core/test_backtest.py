@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from tradeops_assets.core import backtest
-from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv
+from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv, step_accounting
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.training import TrainConfig, make_model
@@ -55,6 +55,10 @@ def test_fees_slippage_and_borrow_are_charged_exactly():
     assert np.allclose(ledger.borrow, [0, 0, 1e-4, 0, 0, 0], atol=1e-15)
     expected = [0.005 - 1.5e-4, -0.01, -0.03 - 4.5e-4 - 1e-4, -3e-4, 0.01 - 3e-4, 0.02]
     assert np.allclose(ledger.pnl, expected, atol=1e-15)
+    previous = np.array([0.0, 0.5, 0.5, -1.0, 0.0, 1.0])  # flat again at the second symbol
+    env_pnl, env_cost = step_accounting(previous, position, next_return, config)
+    assert np.allclose(ledger.pnl, env_pnl, rtol=0, atol=1e-17)
+    assert np.allclose(ledger.fees + ledger.slippage + ledger.borrow, env_cost, rtol=0, atol=1e-17)
 
 
 def test_backtest_pays_what_the_env_pays_for_the_same_decisions(arrays, policy):

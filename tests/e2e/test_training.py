@@ -24,7 +24,7 @@ def latest(pipe, asset):
 
 
 def test_trained_policy_is_tracked_registered_and_reproducible(make_pipeline):
-    pipe = make_pipeline("synthetic:symbols=3,bars=700,seed=8")
+    pipe = make_pipeline("synthetic:symbols=3,bars=700,seed=8,reversal=0.5")
     done = pipe.tradeops("demo")  # the whole graph, training with the default config
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "steps/s, ETA" in done.stdout + done.stderr  # progress in the Dagster log
@@ -47,7 +47,7 @@ def test_trained_policy_is_tracked_registered_and_reproducible(make_pipeline):
     assert run.info.artifact_uri.startswith((pipe.home / "mlflow").as_uri())
 
     policy = mlflow.pyfunc.load_model("models:/tradeops-policy@challenger")
-    width = 16 * 17 + 2
+    width = 16 * 17 + 1  # a window of feature rows and the position
     positions = policy.predict(np.zeros((5, width), np.float32))
     assert positions.shape == (5,)
     assert np.all(np.abs(positions) <= 1.0)

@@ -102,7 +102,9 @@ def rendered_dom(url: str) -> str:
 def demo_pipeline(tmp_path_factory):
     from tests.e2e.conftest import Pipeline, new_home
 
-    pipe = Pipeline(new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=700,seed=4")
+    pipe = Pipeline(
+        new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=700,seed=4,reversal=0.5"
+    )
     done = pipe.tradeops("demo")
     assert done.returncode == 0, done.stderr[-2000:]
     return pipe
@@ -112,7 +114,16 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
     with webserver(demo_pipeline) as base:
         nodes = graphql(base, LINEAGE_QUERY)["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(by_key) == {"market_bars", "market_features", "trained_policy"}
+    assert set(by_key) == {
+        "market_bars",
+        "market_features",
+        "trained_policy",
+        "backtest_report",
+        "champion_policy",
+    }
+    assert by_key["champion_policy"]["dependencyKeys"] == [{"path": ["backtest_report"]}]
+    (gate,) = by_key["backtest_report"]["assetChecksOrError"]["checks"]
+    assert gate == {"name": "promotion_gate", "blocking": True}
     features = by_key["market_features"]
     assert features["dependencyKeys"] == [{"path": ["market_bars"]}]
     assert "causal" in features["description"].lower()
@@ -136,3 +147,21 @@ def test_browser_shows_every_bar_check_succeeded_for_the_latest_month(demo_pipel
         assert name in dom
     assert dom.count("Succeeded") == 9
     assert "Skipped" not in dom
+
+
+def test_browser_shows_the_backtest_plots_and_the_gate_verdict(demo_pipeline):
+    query = """{ assetOrError(assetKey: {path: ["backtest_report"]}) { ... on Asset {
+        assetMaterializations(limit: 1) { metadataEntries {
+            label ... on MarkdownMetadataEntry { mdStr } } } } } }"""
+    with webserver(demo_pipeline) as base:
+        report = rendered_dom(f"{base}/assets/backtest_report")
+        checks = rendered_dom(f"{base}/assets/backtest_report?view=checks")
+        data = graphql(base, query)["assetOrError"]["assetMaterializations"][0]
+    markdown = {e["label"]: e.get("mdStr") for e in data["metadataEntries"]}
+    # Equity vs baselines, drawdown and positions: inline PNGs the UI's markdown view shows.
+    assert markdown["plots"].count("](data:image/png;base64,") == 3
+    assert "| buy_and_hold |" in markdown["metrics"]
+    assert "plots" in report
+    assert "Show Markdown" in report
+    assert "promotion_gate" in checks
+    assert "Succeeded" in checks

@@ -107,24 +107,31 @@ def run_policy(traded: TradedPolicy, frame: pl.DataFrame, config: EnvConfig, spa
     return run_on_book(traded.policy, book(arrays, config.window, span), config)
 
 
-def run_on_book(policy: NumpyPolicy, positions_of: Book, config: EnvConfig) -> np.ndarray:
+def run_on_book(
+    policy: NumpyPolicy, positions_of: Book, config: EnvConfig, chunk: int = 65_536
+) -> np.ndarray:
     arrays, window = positions_of.arrays, config.window
     n_features = arrays.n_features
     windows = np.lib.stride_tricks.sliding_window_view(arrays.features, (window, n_features))[:, 0]
-    lengths = positions_of.lengths
-    out = np.zeros((len(lengths), int(lengths.max())), np.float64)
+    rows = positions_of.rows()
+    market = np.empty((rows.size, policy.weights[0].shape[1]), np.float32)
+    for lo in range(0, rows.size, chunk):
+        block = windows[rows[lo : lo + chunk] - (window - 1)].reshape(-1, window * n_features)
+        market[lo : lo + chunk] = policy.market_term(block)
+    lengths, offsets = positions_of.lengths, positions_of.symbol_starts()
+    order = np.argsort(-lengths, kind="stable")  # longest first: live symbols are a prefix
+    lengths, offsets = lengths[order], offsets[order]
+    out = np.empty(rows.size, np.float64)
     held = np.zeros(len(lengths))
-    obs = np.empty((len(lengths), window * n_features + 1), np.float32)
-    for k in range(out.shape[1]):
-        live = np.flatnonzero(lengths > k)
-        rows = positions_of.first[live] + k
-        batch = obs[: live.size]
-        batch[:, :-1] = windows[rows - (window - 1)].reshape(live.size, -1)
-        batch[:, -1] = held[live]
-        target = policy.act(batch) * config.max_position
-        out[live, k] = target
-        held[live] = target
-    return np.concatenate([out[i, :n] for i, n in enumerate(lengths)])
+    live = len(lengths)
+    for k in range(int(lengths.max())):
+        while live and lengths[live - 1] <= k:
+            live -= 1
+        at = offsets[:live] + k
+        target = policy.act_on_market(market[at], held[:live]) * config.max_position
+        out[at] = target
+        held[:live] = target
+    return out
 
 
 def momentum_positions(
@@ -162,22 +169,28 @@ class Ledger:
 def account(
     position: np.ndarray, next_return: np.ndarray, starts: np.ndarray, config: EnvConfig
 ) -> Ledger:
-    """Prices positions for many symbols back to back; each symbol starts flat at ``starts``."""
-    previous = np.empty_like(position)
-    previous[1:] = position[:-1]
-    previous[starts] = 0.0
-    pnl, _ = step_accounting(previous, position, next_return, config)
-    traded = np.abs(position - previous)
-    short = (np.abs(position) - position) * 0.5
-    return Ledger(
-        position=position,
-        traded=traded,
-        gross=position * next_return,
-        fees=traded * (config.fee_bps / 1e4),
-        slippage=traded * (config.slippage_bps / 1e4),
-        borrow=short * config.borrow_per_bar,
-        pnl=pnl,
-    )
+    """Prices positions for many symbols back to back; each symbol starts flat at ``starts``.
+
+    The same arithmetic as ``env.step_accounting`` (a test holds them equal), written as
+    a few in-place passes: this is memory-bound, and each temporary array costs a pass.
+    """
+    traded = np.empty_like(position)
+    traded[0] = position[0]
+    np.subtract(position[1:], position[:-1], out=traded[1:])
+    traded[starts] = position[starts]
+    np.abs(traded, out=traded)
+    gross = position * next_return
+    fees = traded * (config.fee_bps / 1e4)
+    slippage = traded * (config.slippage_bps / 1e4)
+    pnl = traded * config.cost_per_unit
+    np.subtract(gross, pnl, out=pnl)
+    if config.borrow_per_bar:
+        borrow = np.maximum(-position, 0.0)
+        borrow *= config.borrow_per_bar
+        pnl -= borrow
+    else:
+        borrow = np.zeros_like(position)
+    return Ledger(position, traded, gross, fees, slippage, borrow, pnl)
 
 
 def metrics(

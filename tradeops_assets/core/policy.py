@@ -49,7 +49,24 @@ class NumpyPolicy:
             raise ConfigError(
                 f"policy expects observations [batch, {self.obs_width}], got {x.shape}"
             )
-        for w, b, activation in zip(self.weights, self.biases, self.activations, strict=True):
+        return self.act_on_market(self.market_term(x[:, :-1]), x[:, -1])
+
+    def market_term(self, market: np.ndarray) -> np.ndarray:
+        """The first layer's input from the market rows alone, before the position's share.
+
+        The position is the only input that depends on earlier decisions, so a backtest
+        projects every window of every symbol here in a few large matmuls and keeps only
+        ``act_on_market`` inside its sequential loop.
+        """
+        return market @ self.weights[0][:-1] + self.biases[0]
+
+    def act_on_market(self, market_term: np.ndarray, position: np.ndarray) -> np.ndarray:
+        w = self.weights[0]
+        x = ACTIVATIONS[self.activations[0]](
+            market_term + np.asarray(position, np.float32)[:, None] * w[-1]
+        )
+        layers = zip(self.weights[1:], self.biases[1:], self.activations[1:], strict=True)
+        for w, b, activation in layers:
             x = ACTIVATIONS[activation](x @ w + b)
         if self.head == "argmax":
             return DISCRETE_POSITIONS[np.argmax(x, axis=1)]

@@ -6,18 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 
 from resources.audit import AuditTrail
 from resources.datasets import DatasetStore
-from resources.mlflow_policy import (
-    CHALLENGER,
-    CHAMPION,
-    REGISTERED_MODEL,
-    fetch,
-    move_alias,
-    version_for,
-)
+from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, PolicyRegistry
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import backtest, promotion
@@ -52,7 +44,7 @@ def registered_train_config(config: dict, seed: int, timesteps: int | None) -> T
     group_name="evaluation",
     deps=[TRAINED_POLICY, MARKET_FEATURES],
     code_version=code_version(backtest, promotion, render),
-    required_resource_keys={"datasets", "reports", "training"},
+    required_resource_keys={"datasets", "registry", "reports", "training"},
     kinds={"mlflow", "html"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:ml-engineering"],
@@ -72,17 +64,18 @@ def backtest_report(
     datasets: DatasetStore = context.resources.datasets
     store: ReportStore = context.resources.reports
     workspace: TrainingWorkspace = context.resources.training
+    registry: PolicyRegistry = context.resources.registry
     frame, md5s = datasets.read(MARKET_FEATURES)
     folder = store.folder(context.run_id)
-    challenger_version = version_for(CHALLENGER)
+    challenger_version = registry.version_for(CHALLENGER)
     if challenger_version is None:
         raise dg.Failure(f"no '{CHALLENGER}' version of {REGISTERED_MODEL}: run trained_policy")
     with tempfile.TemporaryDirectory() as tmp:
-        challenger = fetch(challenger_version, Path(tmp) / "challenger")
-        champion_version = version_for(CHAMPION)
+        challenger = registry.fetch(challenger_version, Path(tmp) / "challenger")
+        champion_version = registry.version_for(CHAMPION)
         policies = {backtest.CHALLENGER: challenger.traded}
         if champion_version is not None:
-            champion = fetch(champion_version, Path(tmp) / "champion")
+            champion = registry.fetch(champion_version, Path(tmp) / "champion")
             policies[backtest.CHAMPION] = champion.traded
     env_config = EnvConfig(**challenger.config["env"])
     stamps = frame.get_column("timestamp")
@@ -127,11 +120,10 @@ def backtest_report(
     )
     (folder / REPORT_HTML).write_text(page)
     result.ledger.write_parquet(folder / LEDGER)
-    client = mlflow.MlflowClient()
     for name in (REPORT_JSON, REPORT_HTML):
-        client.log_artifact(challenger.run_id, str(folder / name), "backtest")
+        registry.log_artifact(challenger.run_id, folder / name, "backtest")
     for strategy, values in portfolio.items():
-        client.log_metric(challenger.run_id, f"backtest_sharpe_{strategy}", values["sharpe"])
+        registry.log_metric(challenger.run_id, f"backtest_sharpe_{strategy}", values["sharpe"])
     fold_sharpes = [r["sharpe"][backtest.CHALLENGER] for r in fold_rows]
     mine = portfolio[backtest.CHALLENGER]
     return dg.MaterializeResult(
@@ -171,7 +163,7 @@ def latest_report(context: dg.OpExecutionContext) -> Path:
     group_name="evaluation",
     deps=[BACKTEST_REPORT],
     code_version=code_version(promotion),
-    required_resource_keys={"audit", "reports"},
+    required_resource_keys={"audit", "registry", "reports"},
     kinds={"mlflow"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:ml-engineering"],
@@ -199,11 +191,12 @@ def champion_policy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             f"promotion_gate refused v{summary['challenger_version']}: {gate['reason']}"
         )
     to_version = summary["challenger_version"]
-    from_version = version_for(CHAMPION)
+    registry: PolicyRegistry = context.resources.registry
+    from_version = registry.version_for(CHAMPION)
     if from_version == to_version:
         context.log.info(f"v{to_version} is already the champion")
     else:
-        move_alias(CHAMPION, to_version)
+        registry.move_alias(CHAMPION, to_version)
         audit.record(
             context,
             "alias_move",

@@ -1,0 +1,299 @@
+"""Building signed bentos and running them locally behind one stable port.
+
+``BentoBuilder`` turns a policy bundle into a signed model-store entry and a
+bento. ``LocalServing`` is the local deployment target: a front door owns the
+serving port (resources/frontdoor.py) and a deploy is start new bento, wait for
+its /readyz, switch the front door, let the old bento drain, stop it by its PID.
+If the new bento never gets ready, it is stopped and the old one keeps serving.
+What is deployed, since when and why is kept in ``deployment.json`` and in the
+audit log; the Dagster materialisation holds the same record.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from tradeops_assets.core import signing
+from tradeops_assets.core.errors import TradeopsError
+
+BENTOML = Path(sys.executable).with_name("bentoml")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT_FILE = "deployment.json"
+
+
+class DeployError(TradeopsError):
+    """A bento that may not, or could not, be put behind the serving port."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pid: int, grace: float = 30.0) -> None:
+    """SIGTERM the process group we started (its own session), SIGKILL after ``grace``."""
+    if not alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            finished = pid if not alive(pid) else 0
+        if finished:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def bento_bundle(bento_tag: str) -> Path:
+    """The signed policy bundle a bento serves (its one model, in the BentoML store)."""
+    import bentoml
+
+    try:
+        models = bentoml.get(bento_tag).info.models
+    except bentoml.exceptions.NotFound as exc:
+        raise DeployError(f"bento {bento_tag} is not in the store: {exc}") from exc
+    if len(models) != 1:
+        raise DeployError(f"bento {bento_tag} holds {len(models)} models, not one policy")
+    return Path(bentoml.models.get(models[0].tag).path) / "bundle"
+
+
+class BentoProcess:
+    """``bentoml serve`` in its own session, stopped through the process group of its PID."""
+
+    def __init__(self, target: str, env: dict, log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        stop_group(self.pid)
+        if self.proc.poll() is None:
+            self.proc.wait(10)
+
+
+class BentoBuilder(dg.ConfigurableResource):
+    """Signs a policy bundle with the pipeline's key (a secret) and builds its bento."""
+
+    signing_key: str
+
+    def build(self, bundle: Path, labels: dict) -> dict:
+        from bentos.trading_policy import package
+
+        model_tag = package.save_model(bundle, self.signing_key, labels)
+        bento_tag = package.build_bento(model_tag, labels)
+        record = json.loads((bento_bundle(bento_tag) / signing.SIGNATURE_FILE).read_text())
+        return {
+            "model_tag": model_tag,
+            "bento_tag": bento_tag,
+            "digest": record["digest"],
+            "key_id": record["key_id"],
+        }
+
+
+class LocalServing(dg.ConfigurableResource):
+    """The local serving port: a front door and the bento behind it."""
+
+    root: str
+    port: int
+    api_token: str
+    public_key: str
+    prediction_log: str
+    bentoml_home: str
+    ready_timeout_s: float = 120.0
+    drain_timeout_s: float = 30.0
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def current(self) -> dict | None:
+        path = self.folder / DEPLOYMENT_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def bento_env(self) -> dict:
+        return {
+            **os.environ,
+            "BENTOML_HOME": self.bentoml_home,
+            "BENTOML_DO_NOT_TRACK": "True",
+            # A worker that refuses to start ends `bentoml serve` instead of respawning.
+            "BENTOML_CONTAINERIZED": "true",
+            "TRADEOPS_API_TOKEN": self.api_token,
+            "TRADEOPS_SIGNING_PUBLIC_KEY": self.public_key,
+            "TRADEOPS_PREDICTION_LOG": self.prediction_log,
+        }
+
+    def verify(self, bento_tag: str) -> dict:
+        """Deploys only signed bentos: the bundle must verify against the trusted key."""
+        bundle = bento_bundle(bento_tag)
+        try:
+            return signing.verify_bundle(bundle, self.public_key)
+        except TradeopsError as exc:
+            raise DeployError(f"refusing to deploy {bento_tag}: {exc}") from exc
+
+    def _front_door(self) -> int:
+        state = self.current() or {}
+        pid = state.get("front_door_pid")
+        if alive(pid):
+            return pid
+        log = (self.folder / "frontdoor.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "resources.frontdoor",
+                "--port",
+                str(self.port),
+                "--state",
+                str(self.folder),
+            ],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DeployError(
+                    f"the front door could not take port {self.port}; see "
+                    f"{self.folder / 'frontdoor.log'}"
+                )
+            try:
+                httpx.get(f"{self.url}/_frontdoor", timeout=1)
+                return proc.pid
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise DeployError(f"the front door did not answer on port {self.port}")
+
+    def _switch(self, front_door: int, backend: dict) -> None:
+        tmp = self.folder / "backend.json.tmp"
+        tmp.write_text(json.dumps(backend))
+        os.replace(tmp, self.folder / "backend.json")
+        os.kill(front_door, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{self.url}/_frontdoor", timeout=2).json()
+            if status["backend"].get("port") == backend["port"]:
+                return
+            time.sleep(0.05)
+        raise DeployError("the front door did not switch to the new bento")
+
+    def _drain(self, port: int) -> int:
+        deadline = time.monotonic() + self.drain_timeout_s
+        while time.monotonic() < deadline:
+            in_flight = httpx.get(f"{self.url}/_frontdoor", timeout=2).json()["in_flight"]
+            if not in_flight.get(str(port)):
+                return 0
+            time.sleep(0.05)
+        return int(in_flight.get(str(port), 0))
+
+    def deploy(self, bento_tag: str, why: str, labels: dict) -> dict:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        signature = self.verify(bento_tag)
+        previous = self.current()
+        new = BentoProcess(
+            bento_tag, self.bento_env(), self.folder / f"bento-{bento_tag.replace(':', '-')}.log"
+        )
+        if not new.wait_ready(self.ready_timeout_s):
+            tail = new.log_tail()
+            new.stop()
+            raise DeployError(
+                f"{bento_tag} failed its health check (/readyz) within "
+                f"{self.ready_timeout_s:.0f} s; rolled back, "
+                f"{(previous or {}).get('bento_tag', 'nothing')} keeps serving. Its log:\n{tail}"
+            )
+        if previous is None or not alive(previous.get("front_door_pid")):
+            (self.folder / "backend.json").write_text(json.dumps({"port": new.port}))
+        front_door = self._front_door()
+        self._switch(front_door, {"port": new.port, "bento_tag": bento_tag})
+        left = 0
+        if previous and alive(previous.get("bento_pid")):
+            left = self._drain(previous["bento_port"])
+            stop_group(previous["bento_pid"])
+        record = {
+            "bento_tag": bento_tag,
+            "bento_pid": new.pid,
+            "bento_port": new.port,
+            "front_door_pid": front_door,
+            "url": self.url,
+            "since": datetime.now(UTC).isoformat(),
+            "why": why,
+            "labels": labels,
+            "signature_digest": signature["digest"],
+            "signing_key_id": signature["key_id"],
+            "previous_bento_tag": (previous or {}).get("bento_tag"),
+            "requests_cut_off_while_draining": left,
+        }
+        tmp = self.folder / (DEPLOYMENT_FILE + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, self.folder / DEPLOYMENT_FILE)
+        return record
+
+    def stop(self) -> None:
+        """Stops the bento and the front door this deployment started, by their PIDs."""
+        state = self.current()
+        if not state:
+            return
+        stop_group(state.get("bento_pid"))
+        stop_group(state.get("front_door_pid"))

@@ -1,0 +1,201 @@
+"""A real trained policy, signed into a real BentoML store, served by a real ``bentoml serve``.
+
+Built once per session: training (~5 s), the store entry and the bento (~7 s) and
+the server start (~5 s). Servers run with ``BENTOML_CONTAINERIZED`` so that a
+worker that refuses to start ends ``bentoml serve`` instead of being respawned.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from tradeops_assets.core import features, serving, signing, synthetic
+from tradeops_assets.core.env import EnvConfig
+from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.training import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).with_name("bentoml")
+TOKEN = "test-token-123"
+
+
+@dataclass
+class Served:
+    url: str
+    token: str
+    log_dir: Path
+    bento_tag: str
+    model_tag: str
+    bars: pl.DataFrame
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request_for(bars: pl.DataFrame, symbol: str, n: int, position: float = 0.0) -> dict:
+    rows = bars.filter(pl.col("symbol") == symbol).head(n)
+    return {
+        "symbol": symbol,
+        "position": position,
+        "bars": [
+            {"timestamp": r["timestamp"].isoformat(), **{k: r[k] for k in serving.OHLCV}}
+            for r in rows.iter_rows(named=True)
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def policy_bundle(tmp_path_factory) -> tuple[Path, pl.DataFrame]:
+    root = tmp_path_factory.mktemp("policy")
+    bars = synthetic.generate(synthetic.SyntheticSpec(symbols=3, bars=400, seed=11))
+    frame = features.compute_features(bars)
+    config = TrainConfig(
+        timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(episode_bars=64)
+    )
+    stamps = frame["timestamp"].unique().sort()
+    result = train(frame, config, (stamps[0], stamps[int(len(stamps) * 0.7)]), root / "work")
+    bundle = serving.write_bundle(
+        root / "bundle",
+        NumpyPolicy.from_sb3(result.model),
+        result.normaliser,
+        config.env,
+        {"model_version": "7", "data_version": "md5:test", "weights_hash": result.weights_hash},
+        symbols=bars["symbol"].unique().to_list(),
+    )
+    return bundle, bars
+
+
+@pytest.fixture(scope="session")
+def keypair() -> signing.DevKeypair:
+    return signing.DevKeypair.generate()
+
+
+@pytest.fixture(scope="session")
+def bento_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bentoml")
+
+
+def server_env(bento_home: Path, public_key: str, log_dir: Path, **extra: str) -> dict:
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(bento_home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "BENTOML_CONTAINERIZED": "true",
+        "TRADEOPS_API_TOKEN": TOKEN,
+        "TRADEOPS_SIGNING_PUBLIC_KEY": public_key,
+        "TRADEOPS_PREDICTION_LOG": str(log_dir),
+        "TRADEOPS_PREDICTION_LOG_FLUSH_SECONDS": "0.2",
+        "PYTHONPATH": str(REPO),
+    }
+    env.update(extra)
+    return env
+
+
+def package(bento_home: Path, bundle: Path, key: signing.DevKeypair, tmp: Path, *args) -> dict:
+    key_file = tmp / "signing-key.pem"
+    key_file.write_bytes(key.private_pem)
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "bentos.trading_policy.package", "--bundle", str(bundle)),
+            *("--private-key-file", str(key_file), "--label", "model_version=7", *args),
+        ],
+        cwd=REPO,
+        env=server_env(bento_home, key.public_b64, tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def packaged(bento_home, policy_bundle, keypair, tmp_path_factory) -> dict:
+    return package(bento_home, policy_bundle[0], keypair, tmp_path_factory.mktemp("pkg"))
+
+
+class Server:
+    """``bentoml serve`` in its own session, stopped through the process group of its PID."""
+
+    def __init__(self, target: str, env: dict, cwd: Path = REPO) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = Path(env["TRADEOPS_PREDICTION_LOG"]).parent / f"serve-{self.port}.log"
+        self._out = self.output.open("wb")
+        self.proc = subprocess.Popen(
+            [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=cwd,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def wait_exit(self, timeout: float = 120) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log_text(self) -> str:
+        self._out.flush()
+        return self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._out.close()
+
+
+@pytest.fixture(scope="session")
+def served(packaged, bento_home, keypair, policy_bundle, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("served")
+    log_dir = tmp / "predictions"
+    server = Server(packaged["bento_tag"], server_env(bento_home, keypair.public_b64, log_dir))
+    try:
+        assert server.wait_ready(), server.log_text()[-5000:]
+        yield Served(
+            server.url,
+            TOKEN,
+            log_dir,
+            packaged["bento_tag"],
+            packaged["model_tag"],
+            policy_bundle[1],
+        )
+    finally:
+        server.stop()

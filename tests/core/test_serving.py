@@ -1,0 +1,181 @@
+"""core.serving: the served decision is the training pipeline's decision, and bad input is named."""
+
+import copy
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tradeops_assets.core import features, sample, serving, signing
+from tradeops_assets.core.env import EnvConfig, MarketArrays, Normaliser, TradingEnv, VecTradingEnv
+from tradeops_assets.core.errors import BundleError, RequestError, SignatureError
+from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, read_log
+from tradeops_assets.core.training import TrainConfig, make_model
+
+WINDOW = 16
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, synthetic_bars, arrays) -> serving.PolicyBundle:
+    config = TrainConfig(n_envs=2, batch_size=64, env=EnvConfig(window=WINDOW, episode_bars=32))
+    model = make_model(config, VecTradingEnv(arrays, 2, config.env))
+    raw = features.compute_features(synthetic_bars).select(features.FEATURE_COLUMNS).to_numpy()
+    directory = serving.write_bundle(
+        tmp_path_factory.mktemp("bundle"),
+        NumpyPolicy.from_sb3(model),
+        Normaliser.fit(raw),
+        config.env,
+        {"model_version": "1"},
+        symbols=synthetic_bars["symbol"].unique().to_list(),
+    )
+    return serving.PolicyBundle.load(directory)
+
+
+def as_request(bars: pl.DataFrame, position: float) -> dict:
+    return {
+        "symbol": bars["symbol"][0],
+        "position": position,
+        "bars": [
+            {"timestamp": r["timestamp"].isoformat(), **{k: r[k] for k in serving.OHLCV}}
+            for r in bars.iter_rows(named=True)
+        ],
+    }
+
+
+def pipeline_decision(
+    bundle, bars: pl.DataFrame, row: int, position: float
+) -> tuple[np.ndarray, float]:
+    """The training path: compute_features -> Normaliser -> the env's observation -> act.
+
+    ``bars`` runs two bars past the decision bar ``row`` (the env needs a next bar to
+    reward); features are causal, so those bars change nothing at ``row``.
+    """
+    frame = features.compute_features(bars)
+    arrays = MarketArrays.from_features(frame, bundle.normaliser)
+    env = TradingEnv(arrays, EnvConfig(window=WINDOW, episode_bars=1))
+    env._row, env._position = row - features.WARMUP_BARS, position
+    action = bundle.policy.act(env._obs()[None, :])[0] * bundle.env.max_position
+    return frame.select(features.FEATURE_COLUMNS).to_numpy()[env._row], float(action)
+
+
+@pytest.mark.parametrize(("length", "position"), [(80, 0.0), (81, -0.7), (150, 1.0), (398, 0.3)])
+def test_served_decision_equals_the_training_pipeline(bundle, synthetic_bars, length, position):
+    requests, expected = [], []
+    for symbol in synthetic_bars["symbol"].unique().sort():
+        bars = synthetic_bars.filter(pl.col("symbol") == symbol)
+        expected.append(pipeline_decision(bundle, bars.head(length + 2), length - 1, position))
+        requests.append(as_request(bars.head(length), position))
+    decisions = serving.decide(bundle, requests)
+    for i, (feats, action) in enumerate(expected):
+        np.testing.assert_allclose(decisions.features[i], feats, rtol=1e-9, atol=1e-12)
+        assert decisions.targets[i] == pytest.approx(action, abs=1e-6)
+    one = serving.decide_one(bundle, requests[0])
+    assert one.targets[0] == pytest.approx(expected[0][1], abs=1e-6)
+
+
+def test_numpy_features_match_core_features_on_real_and_degenerate_bars(synthetic_bars):
+    assert serving.feature_mismatch(synthetic_bars, rows=300) < 1e-9
+    assert serving.feature_mismatch(sample.load_sample(), rows=200) < 1e-9
+    assert serving.feature_mismatch(serving.self_check_bars(), rows=48) < 1e-9
+
+
+def test_required_bars_is_what_compute_features_needs_for_one_window(synthetic_bars, bundle):
+    bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000")
+    need = serving.required_bars(WINDOW)
+    assert features.compute_features(bars.head(need)).height == WINDOW
+    assert features.compute_features(bars.head(need - 1)).height == WINDOW - 1
+    with pytest.raises(RequestError) as err:
+        serving.decide_one(bundle, as_request(bars.head(need - 1), 0.0))
+    assert err.value.field == "bars"
+
+
+def test_timestamps_accept_iso_with_offsets_and_epoch_seconds(bundle, synthetic_bars):
+    bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(80)
+    base = as_request(bars, 0.0)
+    epoch = copy.deepcopy(base)
+    offset = copy.deepcopy(base)
+    for bar, e, o in zip(base["bars"], epoch["bars"], offset["bars"], strict=True):
+        moment = datetime.fromisoformat(bar["timestamp"])
+        e["timestamp"] = moment.timestamp()
+        o["timestamp"] = moment.astimezone().isoformat()
+        bar["timestamp"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamps = [serving.decide_one(bundle, r).bar_timestamps_us[0] for r in (base, epoch, offset)]
+    expected = int(bars["timestamp"][-1].replace(tzinfo=UTC).timestamp() * 1e6)
+    assert stamps == [expected] * 3
+
+
+def test_batch_errors_name_the_request_and_limits_apply(bundle, synthetic_bars):
+    good = as_request(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
+    bad = copy.deepcopy(good)
+    bad["bars"][4]["high"] = float("nan")
+    with pytest.raises(RequestError) as err:
+        serving.decide(bundle, [good, bad], path="requests")
+    assert (err.value.field, err.value.reason) == (
+        "requests[1].bars[4].high",
+        "must be finite, got nan",
+    )
+    with pytest.raises(RequestError, match="at most 1 requests"):
+        serving.decide(bundle, [good, good], serving.Limits(max_batch=1))
+    with pytest.raises(RequestError, match="at most 85 bars"):
+        serving.decide_one(bundle, good, serving.Limits(max_bars=85))
+
+
+def test_bundle_refuses_features_it_was_not_trained_on(bundle, tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(bundle.path, tmp_path / "b")
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    config["feature_columns"] = config["feature_columns"][:-1]
+    (tmp_path / "b" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="trained on features"):
+        serving.PolicyBundle.load(tmp_path / "b")
+
+
+def test_signature_detects_tampering_and_foreign_keys(bundle, tmp_path, monkeypatch):
+    import shutil
+
+    directory = shutil.copytree(bundle.path, tmp_path / "b")
+    key = signing.DevKeypair.generate()
+    with pytest.raises(SignatureError, match="not signed"):
+        signing.verify_bundle(directory, key.public_b64)
+    signing.sign_bundle(directory, key.private_pem)
+    assert signing.verify_bundle(directory, key.public_b64)["digest"] == signing.bundle_digest(
+        directory
+    )
+    with pytest.raises(SignatureError, match="does not verify"):
+        signing.verify_bundle(directory, signing.DevKeypair.generate().public_b64)
+    (directory / "lineage.json").write_text('{"model_version": "forged"}')
+    with pytest.raises(SignatureError, match="modified after signing"):
+        signing.verify_bundle(directory, key.public_b64)
+    monkeypatch.delenv(signing.PUBLIC_KEY_ENV, raising=False)
+    with pytest.raises(SignatureError, match="is not set"):
+        signing.public_key_from_env()
+
+
+def test_prediction_log_writes_date_partitions_on_close(tmp_path):
+    log = PredictionLog(tmp_path, flush_rows=10_000, flush_seconds=3600)
+    n = len(features.FEATURE_COLUMNS)
+    for i in range(3):
+        log.append(
+            LogBatch(
+                request_ids=[f"r{i}a", f"r{i}b"],
+                predicted_at_us=1_700_000_000_000_000,
+                bar_timestamps_us=np.array([1, 2]),
+                symbols=["A", "B"],
+                positions=np.zeros(2),
+                targets=np.array([0.5, -0.5]),
+                features=np.ones((2, n)),
+                policy_version="1",
+                bento_tag="trading_policy:x",
+                latency_ms=0.3,
+            )
+        )
+    log.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["date=2023-11-14"]
+    frame = read_log(tmp_path)
+    assert frame.height == 6
+    assert frame["target_position"].to_list() == [0.5, -0.5] * 3
+    assert not log.errors
