@@ -21,7 +21,10 @@ def for_deployment(deployment: Deployment) -> dict:
         "training": TrainingWorkspace(root=str(deployment.home / "training")),
         "reports": ReportStore(root=str(deployment.home / "reports")),
         "audit": AuditTrail(root=str(deployment.home / "audit")),
-        "bentos": BentoBuilder(signing_key=dg.EnvVar("TRADEOPS_SIGNING_KEY")),
+        "bentos": BentoBuilder(
+            signing_key=dg.EnvVar("TRADEOPS_SIGNING_KEY"),
+            bentoml_home=str(deployment.bentoml_home),
+        ),
         "serving": LocalServing(
             root=str(deployment.serving_root),
             port=deployment.serve_port,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+import yaml
 
 from tradeops_assets.core import signing
 from tradeops_assets.core.errors import TradeopsError
@@ -74,17 +75,31 @@ def stop_group(pid: int, grace: float = 30.0) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def bento_bundle(bento_tag: str) -> Path:
-    """The signed policy bundle a bento serves (its one model, in the BentoML store)."""
-    import bentoml
+def _store_path(root: Path, tag: str, kind: str) -> Path:
+    name, _, version = tag.partition(":")
+    folder = root / kind / name
+    if version in ("", "latest"):
+        latest = folder / "latest"
+        if not latest.exists():
+            raise DeployError(f"no {kind[:-1]} named {name} in the BentoML store {root}")
+        version = latest.read_text().strip()
+    return folder / version
 
-    try:
-        models = bentoml.get(bento_tag).info.models
-    except bentoml.exceptions.NotFound as exc:
-        raise DeployError(f"bento {bento_tag} is not in the store: {exc}") from exc
+
+def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
+    """The signed policy bundle a bento serves: its one model's ``bundle`` in the store.
+
+    Read from the store's files, not through ``bentoml``, whose store is fixed at
+    import time by BENTOML_HOME: a deployer may serve a store other than its own.
+    """
+    root = Path(bentoml_home)
+    manifest = _store_path(root, bento_tag, "bentos") / "bento.yaml"
+    if not manifest.exists():
+        raise DeployError(f"bento {bento_tag} is not in the BentoML store {root}")
+    models = yaml.safe_load(manifest.read_text()).get("models") or []
     if len(models) != 1:
         raise DeployError(f"bento {bento_tag} holds {len(models)} models, not one policy")
-    return Path(bentoml.models.get(models[0].tag).path) / "bundle"
+    return _store_path(root, models[0]["tag"], "models") / "bundle"
 
 
 class BentoProcess:
@@ -132,13 +147,15 @@ class BentoBuilder(dg.ConfigurableResource):
     """Signs a policy bundle with the pipeline's key (a secret) and builds its bento."""
 
     signing_key: str
+    bentoml_home: str
 
     def build(self, bundle: Path, labels: dict) -> dict:
         from bentos.trading_policy import package
 
         model_tag = package.save_model(bundle, self.signing_key, labels)
         bento_tag = package.build_bento(model_tag, labels)
-        record = json.loads((bento_bundle(bento_tag) / signing.SIGNATURE_FILE).read_text())
+        bundle_dir = bento_bundle(self.bentoml_home, bento_tag)
+        record = json.loads((bundle_dir / signing.SIGNATURE_FILE).read_text())
         return {
             "model_tag": model_tag,
             "bento_tag": bento_tag,
@@ -185,7 +202,7 @@ class LocalServing(dg.ConfigurableResource):
 
     def verify(self, bento_tag: str) -> dict:
         """Deploys only signed bentos: the bundle must verify against the trusted key."""
-        bundle = bento_bundle(bento_tag)
+        bundle = bento_bundle(self.bentoml_home, bento_tag)
         try:
             return signing.verify_bundle(bundle, self.public_key)
         except TradeopsError as exc:

@@ -25,6 +25,7 @@ from typing import Any
 
 import bentoml
 import numpy as np
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -244,6 +245,23 @@ def _prediction_log_root() -> Path:
     return Path(home) / "predictions"
 
 
+def _model_tag() -> str:
+    """The policy this bento was built with, not whatever model is newest in the store.
+
+    BentoML serves a bento from its ``src`` folder and keeps models in the shared
+    store, where ``trading_policy:latest`` moves with every build; the bento's own
+    manifest names the one model it was built and signed with.
+    """
+    if tag := os.environ.get(MODEL_ENV):
+        return tag
+    manifest = Path.cwd().parent / "bento.yaml"
+    if bentoml.server_context.bento_version not in (None, "not available") and manifest.exists():
+        models = yaml.safe_load(manifest.read_text()).get("models") or []
+        if len(models) == 1:
+            return str(models[0]["tag"])
+    return DEFAULT_MODEL
+
+
 def _bento_tag() -> str:
     ctx = bentoml.server_context
     if ctx.bento_version and ctx.bento_version != "not available":
@@ -264,7 +282,7 @@ class TradingPolicy:
         if not os.environ.get(TOKEN_ENV):
             raise ConfigError(f"{TOKEN_ENV} is not set: the endpoint will not serve without auth")
         public_key = signing.public_key_from_env()
-        tag = os.environ.get(MODEL_ENV, DEFAULT_MODEL)
+        tag = _model_tag()
         try:
             model = bentoml.models.get(tag)
         except bentoml.exceptions.NotFound as exc:

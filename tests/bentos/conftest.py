@@ -7,11 +7,8 @@ worker that refuses to start ends ``bentoml serve`` instead of being respawned.
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import httpx
 import polars as pl
 import pytest
 
+from resources.serving import BentoProcess, free_port
 from tradeops_assets.core import features, serving, signing, synthetic
 from tradeops_assets.core.env import EnvConfig
 from tradeops_assets.core.policy import NumpyPolicy
@@ -41,12 +39,6 @@ class Served:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request_for(bars: pl.DataFrame, symbol: str, n: int, position: float = 0.0) -> dict:
@@ -131,35 +123,14 @@ def packaged(bento_home, policy_bundle, keypair, tmp_path_factory) -> dict:
     return package(bento_home, policy_bundle[0], keypair, tmp_path_factory.mktemp("pkg"))
 
 
-class Server:
-    """``bentoml serve`` in its own session, stopped through the process group of its PID."""
+class Server(BentoProcess):
+    """``bentoml serve`` as the deployer runs it, with the log beside the prediction log."""
 
-    def __init__(self, target: str, env: dict, cwd: Path = REPO) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output = Path(env["TRADEOPS_PREDICTION_LOG"]).parent / f"serve-{self.port}.log"
-        self._out = self.output.open("wb")
-        self.proc = subprocess.Popen(
-            [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=cwd,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def __init__(self, target: str, env: dict) -> None:
+        port = free_port()
+        super().__init__(
+            target, env, Path(env["TRADEOPS_PREDICTION_LOG"]).parent / f"serve-{port}.log", port
         )
-
-    def wait_ready(self, timeout: float = 120) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        return False
 
     def wait_exit(self, timeout: float = 120) -> int | None:
         try:
@@ -168,18 +139,7 @@ class Server:
             return None
 
     def log_text(self) -> str:
-        self._out.flush()
-        return self.output.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._out.close()
+        return self.log_tail(1_000_000)
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,20 @@
 """Runs the real Dagster CLI against a real local instance, as an engineer would."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from resources.serving import free_port, stop_group
 from tradeops_assets.cli import materialize_command
+from tradeops_assets.deployment import SECRET_ENVS
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -21,16 +24,36 @@ BIN = Path(sys.executable).parent
 class Pipeline:
     home: Path
     source: str
+    serve_port: int = field(default_factory=free_port)
 
     @property
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "TRADEOPS_HOME": str(self.home),
             "DAGSTER_HOME": str(self.home / "dagster"),
             "TRADEOPS_MARKET_SOURCE": self.source,
+            "TRADEOPS_SERVE_PORT": str(self.serve_port),
             "DAGSTER_DISABLE_TELEMETRY": "1",
         }
+        for name in ("MLFLOW_TRACKING_URI", "BENTOML_HOME", *SECRET_ENVS):
+            env.pop(name, None)  # each pipeline's own, from its TRADEOPS_HOME
+        return env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.serve_port}"
+
+    def secret(self, name: str) -> str:
+        return (self.home / "keys" / name).read_text()
+
+    def stop_serving(self) -> None:
+        """Stops what policy_deployment started, by the PIDs it recorded."""
+        state = self.home / "serving" / "deployment.json"
+        if state.exists():
+            record = json.loads(state.read_text())
+            stop_group(record.get("bento_pid"))
+            stop_group(record.get("front_door_pid"))
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -75,10 +98,15 @@ def new_home(parent: Path) -> Path:
 
 @pytest.fixture
 def make_pipeline(tmp_path):
-    def make(source: str) -> Pipeline:
-        return Pipeline(new_home(tmp_path), source)
+    made: list[Pipeline] = []
 
-    return make
+    def make(source: str) -> Pipeline:
+        made.append(Pipeline(new_home(tmp_path), source))
+        return made[-1]
+
+    yield make
+    for pipe in made:
+        pipe.stop_serving()
 
 
 def write_vendor_per_symbol(bars: pl.DataFrame, folder: Path) -> Path:

@@ -106,8 +106,11 @@ def demo_pipeline(tmp_path_factory):
         new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=700,seed=4,reversal=0.5"
     )
     done = pipe.tradeops("demo")
-    assert done.returncode == 0, done.stderr[-2000:]
-    return pipe
+    try:
+        assert done.returncode == 0, done.stderr[-2000:]
+        yield pipe
+    finally:
+        pipe.stop_serving()
 
 
 def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
@@ -120,6 +123,8 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
         "trained_policy",
         "backtest_report",
         "champion_policy",
+        "policy_bento",
+        "policy_deployment",
     }
     assert by_key["champion_policy"]["dependencyKeys"] == [{"path": ["backtest_report"]}]
     (gate,) = by_key["backtest_report"]["assetChecksOrError"]["checks"]

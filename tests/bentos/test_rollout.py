@@ -1,0 +1,133 @@
+"""policy_deployment's swap, run for real: two bentos, the front door, traffic throughout."""
+
+import json
+import shutil
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from resources.serving import DeployError, LocalServing, alive, free_port
+from tests.bentos.conftest import TOKEN, package, request_for
+from tradeops_assets.core import signing
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bento")]
+
+
+@pytest.fixture(scope="module")
+def second_bento(policy_bundle, bento_home, keypair, tmp_path_factory) -> dict:
+    """The same policy relabelled as model version 8: what a new champion looks like."""
+    tmp = tmp_path_factory.mktemp("v8")
+    bundle = shutil.copytree(policy_bundle[0], tmp / "bundle")
+    lineage = json.loads((bundle / "lineage.json").read_text())
+    (bundle / "lineage.json").write_text(json.dumps({**lineage, "model_version": "8"}))
+    return package(bento_home, bundle, keypair, tmp, "--label", "model_version=8")
+
+
+@pytest.fixture
+def target(bento_home, keypair, tmp_path):
+    serving = LocalServing(
+        root=str(tmp_path / "serving"),
+        port=free_port(),
+        api_token=TOKEN,
+        public_key=keypair.public_b64,
+        prediction_log=str(tmp_path / "predictions"),
+        bentoml_home=str(bento_home),
+    )
+    yield serving
+    serving.stop()
+
+
+class Traffic:
+    """Traders calling /predict through the front door on several connections at once."""
+
+    def __init__(self, url: str, body: dict, connections: int = 6) -> None:
+        self.url, self.body = url, body
+        self.statuses: Counter[int] = Counter()
+        self.versions: list[str] = []
+        self.started: list[float] = []  # when each answered request was sent
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(connections)]
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                try:
+                    answer = client.post("/predict", json=self.body)
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.errors.append(repr(exc))
+                    continue
+                with self._lock:
+                    self.statuses[answer.status_code] += 1
+                    if answer.status_code == 200:
+                        self.versions.append(answer.json()["policy_version"])
+                        self.started.append(sent)
+
+    def __enter__(self) -> "Traffic":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+
+def test_a_new_bento_replaces_the_old_under_load_without_a_failed_request(
+    target, packaged, second_bento, policy_bundle
+):
+    first = target.deploy(packaged["bento_tag"], "first champion", {})
+    body = request_for(policy_bundle[1], "SYN0000", 100)
+    with Traffic(target.url, body) as traffic:
+        while len(traffic.versions) < 50:
+            pass
+        second = target.deploy(second_bento["bento_tag"], "new champion v8", {})
+        switched = time.monotonic()
+        seen = len(traffic.versions)
+        while len(traffic.versions) < seen + 50:
+            pass
+    assert traffic.errors == []
+    assert set(traffic.statuses) == {200}, traffic.statuses
+    assert traffic.versions[0] == "7"
+    assert traffic.versions[-1] == "8"
+    after = {v for v, t in zip(traffic.versions, traffic.started, strict=True) if t > switched}
+    assert after == {"8"}  # every request sent after the swap reached the new bento
+    assert not alive(first["bento_pid"])  # drained, then stopped by its PID
+    assert second["previous_bento_tag"] == packaged["bento_tag"]
+    assert target.current()["why"] == "new champion v8"
+
+
+def test_only_bentos_signed_by_the_trusted_key_are_deployed(
+    target, packaged, policy_bundle, bento_home, tmp_path
+):
+    target.deploy(packaged["bento_tag"], "champion", {})
+    stranger = signing.DevKeypair.generate()
+    forged = package(bento_home, policy_bundle[0], stranger, tmp_path)
+    with pytest.raises(DeployError, match=r"refusing to deploy .* does not verify"):
+        target.deploy(forged["bento_tag"], "forged", {})
+    assert target.current()["bento_tag"] == packaged["bento_tag"]
+    answer = httpx.post(
+        f"{target.url}/predict",
+        json=request_for(policy_bundle[1], "SYN0001", 100),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert answer.status_code == 200
+
+
+def test_a_bento_failing_its_health_check_is_rolled_back(target, packaged, second_bento):
+    first = target.deploy(packaged["bento_tag"], "champion", {})
+    impatient = target.model_copy(update={"ready_timeout_s": 0.01})
+    with pytest.raises(DeployError, match=r"failed its health check .* rolled back"):
+        impatient.deploy(second_bento["bento_tag"], "too slow to start", {})
+    assert target.current()["bento_tag"] == packaged["bento_tag"]
+    assert alive(first["bento_pid"])
+    status = httpx.get(f"{target.url}/_frontdoor").json()
+    assert status["backend"]["port"] == first["bento_port"]
