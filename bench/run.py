@@ -29,6 +29,9 @@ GOALS = {
     "ppo_steps_per_s": "≥ 20k steps/s (1M steps under a minute)",
     "backtest_bars_per_s": "≥ 1M bars/s on 2 cores, policy in the loop",
     "pnl_bars_per_s": "≥ 50M bars/s on 2 cores",
+    "serve_predict_rps": "≥ 5,000 requests/s on 2 cores",
+    "serve_predict_p99_ms": "≤ 50 ms",
+    "serve_batch_decisions_per_s": "≥ 50,000 decisions/s through /predict_batch",
 }
 NIGHTLY_BUDGET_S = 6 * 3600
 VEC_EPISODES = 256
@@ -313,10 +316,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backtest-bars", type=int, default=2520)
     parser.add_argument("--out", type=Path, default=ROOT, help="folder for BENCHMARKS.md, bench/")
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: features,env,ppo,backtest"
+        "--only", default="", help="comma-separated subset: features,env,ppo,backtest,serving"
     )
+    parser.add_argument("--serve-seconds", type=float, default=5.0)
+    parser.add_argument("--serve-connections", default="1,16,64,256")
     args = parser.parse_args(argv)
-    chosen = set(filter(None, args.only.split(","))) or {"features", "env", "ppo", "backtest"}
+    chosen = set(filter(None, args.only.split(","))) or {
+        "features",
+        "env",
+        "ppo",
+        "backtest",
+        "serving",
+    }
 
     results_path = args.out / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -328,6 +339,11 @@ def main(argv: list[str] | None = None) -> None:
         results.update(bench_ppo(args.ppo_steps))
     if "backtest" in chosen:
         results.update(bench_backtest(args.backtest_symbols, args.backtest_bars))
+    if "serving" in chosen:
+        from bench.serving import bench_serving
+
+        levels = tuple(int(c) for c in args.serve_connections.split(","))
+        results.update(bench_serving(levels, args.serve_seconds))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -105,7 +105,14 @@ def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
 class BentoProcess:
     """``bentoml serve`` in its own session, stopped through the process group of its PID."""
 
-    def __init__(self, target: str, env: dict, log: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        env: dict,
+        log: Path,
+        port: int | None = None,
+        cpus: set[int] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -118,6 +125,7 @@ class BentoProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )
         self.pid = self.proc.pid
 

@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import mlflow
 import pytest
 
@@ -20,6 +21,17 @@ def run_config(timesteps: int) -> dict:
     }
 
 
+def served_version(pipe) -> str:
+    """Asks the endpoint on the pipeline's serving port, as a trader would."""
+    body = json.loads((pipe.home / "serving" / "example-request.json").read_text())
+    token = pipe.secret("api_token")
+    answer = httpx.post(
+        f"{pipe.url}/predict", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["policy_version"]
+
+
 def aliases(pipe) -> dict[str, str]:
     mlflow.set_tracking_uri(f"sqlite:///{pipe.home / 'mlflow' / 'mlflow.db'}")
     model = mlflow.MlflowClient().get_registered_model("tradeops-policy")
@@ -31,6 +43,9 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
     first = pipe.tradeops("demo")  # the first policy: judged against the baselines only
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert aliases(pipe) == {"challenger": "1", "champion": "1"}
+    assert f"The endpoint answers on {pipe.url}" in first.stdout
+    assert "curl -s" in first.stdout
+    assert served_version(pipe) == "1"
     (report,) = pipe.materializations("backtest_report")
     meta = report.asset_materialization.metadata
     assert "data:image/png;base64," in meta["plots"].value
@@ -47,15 +62,22 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
     assert "does not beat champion v1" in reason, reason
     assert aliases(pipe) == {"challenger": "2", "champion": "1"}
     assert len(pipe.materializations("champion_policy")) == 1  # nothing downstream moved
+    assert len(pipe.materializations("policy_bento")) == 1
+    assert served_version(pipe) == "1"
 
     # A longer-trained recipe is better out of sample and across folds: promoted.
     better = pipe.materialize(SELECT, config=run_config(131_072))
     assert better.returncode == 0, better.stderr[-3000:]
     assert aliases(pipe) == {"challenger": "3", "champion": "3"}
+    assert served_version(pipe) == "3"  # rebuilt, signed and swapped in by the same run
+    deployed = pipe.materializations("policy_deployment")[0].asset_materialization.metadata
+    first_bento = pipe.materializations("policy_bento")[-1].asset_materialization.metadata
+    assert deployed["previous_bento_tag"].value == first_bento["bento_tag"].value
 
     verified = pipe.tradeops("audit", "verify")
     assert verified.returncode == 0, verified.stderr
-    assert "5 records" in verified.stdout  # gate, move, gate (refused), gate, move
+    # gate, move, deploy; gate (refused); gate, move, deploy
+    assert "7 records" in verified.stdout
     exported = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
     moves = [r["details"] for r in exported if r["action"] == "alias_move"]
     assert [(m["from_version"], m["to_version"]) for m in moves] == [(None, "1"), ("1", "3")]

@@ -1,0 +1,70 @@
+"""A closed-loop HTTP load generator, run in its own process pinned to its own core.
+
+``connections`` workers each send the next request as soon as the last is
+answered, for ``duration`` seconds; every request's latency is kept, so p50 and
+p99 are exact, not bucketed. A non-2xx answer or a transport error counts as a
+failure and is reported, never silently dropped.
+
+Run: ``python -m bench.load SPEC.json`` prints one JSON result.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+import aiohttp
+import numpy as np
+
+
+async def _load(spec: dict) -> dict:
+    bodies = [json.dumps(b).encode() for b in spec["bodies"]]
+    headers = {"Content-Type": "application/json", **spec.get("headers", {})}
+    latencies: list[float] = []
+    failures: list[str] = []
+    connector = aiohttp.TCPConnector(limit=spec["connections"], force_close=False)
+    deadline = time.perf_counter() + spec["warmup"] + spec["duration"]
+    measure_from = time.perf_counter() + spec["warmup"]
+
+    async def worker(session: aiohttp.ClientSession, offset: int) -> None:
+        i = offset
+        while (now := time.perf_counter()) < deadline:
+            body = bodies[i % len(bodies)]
+            i += 1
+            try:
+                async with session.post(spec["url"], data=body, headers=headers) as answer:
+                    await answer.read()
+                    ok = 200 <= answer.status < 300
+                    status = answer.status
+            except aiohttp.ClientError as exc:
+                ok, status = False, repr(exc)
+            if now >= measure_from:
+                latencies.append(time.perf_counter() - now)
+                if not ok:
+                    failures.append(str(status))
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session, k) for k in range(spec["connections"])))
+    ms = np.asarray(latencies) * 1e3
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / spec["duration"],
+        "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
+        "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
+        "failures": len(failures),
+        "failure_sample": failures[:3],
+    }
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
+    if spec.get("cpu") is not None:
+        os.sched_setaffinity(0, {spec["cpu"]})
+    print(json.dumps(asyncio.run(_load(spec))))
+
+
+if __name__ == "__main__":
+    main()
