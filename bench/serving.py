@@ -39,7 +39,7 @@ def _policy(tmp: Path):
     )
     stamps = frame["timestamp"].unique().sort()
     result = train(frame, config, (stamps[0], stamps[int(len(stamps) * 0.7)]), tmp / "work")
-    return bars, frame, config, result
+    return bars, config, result
 
 
 def _register(tmp: Path, config, result) -> str:
@@ -103,8 +103,11 @@ def _requests(bars: pl.DataFrame, window: int) -> list[dict]:
     return out
 
 
-def _observations(frame: pl.DataFrame, result, window: int) -> list[list[float]]:
-    arrays = MarketArrays.from_features(frame, result.normaliser)
+def _observations(bars: pl.DataFrame, result, window: int) -> list[list[float]]:
+    """The training pipeline's observation at each symbol's last bar, from the same bars."""
+    need = serving.required_bars(window) + 16
+    tail = bars.sort("symbol", "timestamp").group_by("symbol", maintain_order=True).tail(need)
+    arrays = MarketArrays.from_features(features.compute_features(tail), result.normaliser)
     rows = arrays.ends - 1
     obs = np.zeros((rows.size, window * arrays.n_features + 1), np.float32)
     for i, row in enumerate(rows):
@@ -147,7 +150,12 @@ def _mlflow_server(uri: str, env: dict, log: Path) -> tuple[subprocess.Popen, st
                 *("-m", "models:/tradeops-policy/1", "--env-manager", "local"),
                 *("-h", "127.0.0.1", "-p", str(port), "-w", "1"),
             ],
-            env={**env, "MLFLOW_TRACKING_URI": uri},
+            env={
+                **env,
+                "MLFLOW_TRACKING_URI": uri,
+                # it launches `uvicorn` by name: this venv's, not whatever is on PATH
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -177,7 +185,7 @@ def _levels(url_predict, url_batch, one, many, connections, duration, headers) -
 def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        bars, frame, config, result = _policy(tmp)
+        bars, config, result = _policy(tmp)
         window = config.env.window
         key = signing.DevKeypair.generate()
         env = {
@@ -193,7 +201,7 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
         tracking = _register(tmp, config, result)
         tag = _bento(tmp, bars, config, result, key, env)
         requests = _requests(bars, window)
-        observations = _observations(frame, result, window)
+        observations = _observations(bars, result, window)
         auth = {"Authorization": f"Bearer {TOKEN}"}
 
         bento = BentoProcess(tag, env, tmp / "bento.log", cpus={SERVER_CPU})

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tradeops_assets.core import serving, signing
+from tradeops_assets.core import features, serving, signing
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
 
@@ -290,11 +290,11 @@ class TradingPolicy:
         bundle_dir = Path(model.path) / BUNDLE_DIR
         record = signing.verify_bundle(bundle_dir, public_key)
         bundle = serving.PolicyBundle.load(bundle_dir)
-        mismatch = serving.feature_mismatch(serving.self_check_bars())
+        mismatch = features.feature_mismatch(features.self_check_bars())
         if mismatch > 1e-9:
             raise TradeopsError(
                 f"serving features differ from core.features by {mismatch:.3g}: "
-                "core/serving.py's tail_features must mirror core/features.py"
+                "tail_features in core/features.py must mirror compute_features"
             )
         self.log = PredictionLog(
             _prediction_log_root(),

@@ -76,9 +76,9 @@ def test_served_decision_equals_the_training_pipeline(bundle, synthetic_bars, le
 
 
 def test_numpy_features_match_core_features_on_real_and_degenerate_bars(synthetic_bars):
-    assert serving.feature_mismatch(synthetic_bars, rows=300) < 1e-9
-    assert serving.feature_mismatch(sample.load_sample(), rows=200) < 1e-9
-    assert serving.feature_mismatch(serving.self_check_bars(), rows=48) < 1e-9
+    assert features.feature_mismatch(synthetic_bars, rows=300) < 1e-9
+    assert features.feature_mismatch(sample.load_sample(), rows=200) < 1e-9
+    assert features.feature_mismatch(features.self_check_bars(), rows=48) < 1e-9
 
 
 def test_required_bars_is_what_compute_features_needs_for_one_window(synthetic_bars, bundle):

@@ -14,13 +14,18 @@ computed per symbol.
 """
 
 import math
+from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+from scipy.signal import lfilter
 
 from tradeops_assets.core.errors import FeatureError
-from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
+from tradeops_assets.core.schemas import BAR_DTYPES, SYMBOL, TIMESTAMP
+
+OHLCV = ("open", "high", "low", "close", "volume")
 
 RETURN_HORIZONS = (1, 5, 20, 60)
 VOL_WINDOWS = (20, 60)
@@ -222,3 +227,159 @@ def feature_schema() -> pa.DataFrameSchema:
         **{name: pa.Column(pl.Float64, nullable=False) for name in FEATURE_COLUMNS},
     }
     return pa.DataFrameSchema(columns, strict=True, ordered=True)
+
+
+# The serving path. The polars query above costs ~2-8 ms a call whatever the batch
+# size, which alone would cap the endpoint at a few hundred requests a second, so the
+# endpoint evaluates the same formulas here in numpy, for the last bars of many
+# equal-length requests at once. ``feature_mismatch`` holds the two paths equal; the
+# service runs it at start-up and refuses to serve if an edit above is not mirrored.
+
+
+def _np_ewm(x: np.ndarray, alpha: float) -> np.ndarray:
+    """polars' ``ewm_mean(adjust=False)`` along axis 1: y0 = x0, y = (1-a) y + a x."""
+    y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
+    return y
+
+
+@lru_cache(maxsize=64)
+def _np_window_index(n: int, width: int, rows: int) -> np.ndarray:
+    """[rows, width] positions of the ``width``-bar windows ending on each of the last ``rows``."""
+    ends = np.arange(n - rows, n)
+    return ends[:, None] + np.arange(1 - width, 1)[None, :]
+
+
+def _np_mean_std(x: np.ndarray, width: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling mean and sample std; a flat window gives its value and exactly 0, as polars does.
+
+    Without that, a constant window's mean can be off by one ulp and its std a tiny
+    positive number, which flips the ``den > 0`` branches of the ratios.
+    """
+    win = x[..., _np_window_index(x.shape[-1], width, rows)]
+    mean = win.sum(axis=-1) / width
+    dev = win - mean[..., None]
+    std = np.sqrt((dev * dev).sum(axis=-1) / (width - 1))
+    flat = (win == win[..., -1:]).all(axis=-1)
+    if flat.any():
+        mean = np.where(flat, win[..., -1], mean)
+        std = np.where(flat, 0.0, std)
+    return mean, std
+
+
+def _np_safe_div(num: np.ndarray, den: np.ndarray, fallback: float) -> np.ndarray:
+    ok = den > 0
+    return np.where(ok, num / np.where(ok, den, 1.0), fallback)
+
+
+def tail_features(ohlcv: np.ndarray, rows: int) -> np.ndarray:
+    """``core.features`` for the last ``rows`` bars of equal-length series.
+
+    ``ohlcv``: float64 [5, B, n] (open, high, low, close, volume), n >= WARMUP_BARS + rows.
+    Returns float64 [B, rows, len(FEATURE_COLUMNS)] in FEATURE_COLUMNS order.
+    """
+    o, h, lo, c, v = ohlcv
+    n = c.shape[1]
+    if n < WARMUP_BARS + rows:
+        raise ValueError(f"{n} bars give no {rows} feature rows after {WARMUP_BARS} warm-up")
+    tail = slice(n - rows, n)
+    log_c = np.log(c)
+    prev_c = c[:, :-1]
+    change = np.zeros_like(c)
+    change[:, 1:] = c[:, 1:] - prev_c
+    true_range = h - lo
+    true_range[:, 1:] = np.maximum(
+        true_range[:, 1:],
+        np.maximum(np.abs(h[:, 1:] - prev_c), np.abs(lo[:, 1:] - prev_c)),
+    )
+    ret1 = np.empty_like(log_c)  # ret1[:, t]: the log return into bar t
+    ret1[:, 0] = np.nan
+    ret1[:, 1:] = log_c[:, 1:] - log_c[:, :-1]
+    log_v = np.log1p(v)
+    batch = c.shape[0]
+    # One rolling pass per window width over every series that uses it.
+    if not BOLLINGER_WINDOW == VOLUME_WINDOW == VOL_WINDOWS[0]:  # pragma: no cover
+        raise NotImplementedError("20-bar windows differ: give each width its own pass")
+    mean20, std20 = _np_mean_std(np.stack([c, log_v, ret1]), BOLLINGER_WINDOW, rows)
+    bb_mid, bb_std, vol_mean, vol_std = mean20[0], std20[0], mean20[1], std20[1]
+    _, vol60 = _np_mean_std(ret1, VOL_WINDOWS[1], rows)
+    trend_mean, _ = _np_mean_std(c, TREND_WINDOW, rows)
+
+    out: dict[str, np.ndarray] = {}
+    ct, ht, lt, lct = c[:, tail], h[:, tail], lo[:, tail], log_c[:, tail]
+    for horizon in RETURN_HORIZONS:
+        out[f"ret_{horizon}"] = lct - log_c[:, n - rows - horizon : n - horizon]
+    out[f"vol_{VOL_WINDOWS[0]}"] = std20[2]
+    out[f"vol_{VOL_WINDOWS[1]}"] = vol60
+
+    wilder = 1.0 / RSI_PERIOD
+    if ATR_PERIOD != RSI_PERIOD:  # pragma: no cover - constants agree today
+        raise NotImplementedError("RSI and ATR periods differ: smooth them separately")
+    smoothed = _np_ewm(
+        np.concatenate([np.maximum(change, 0.0), np.maximum(-change, 0.0), true_range]), wilder
+    )[:, tail]
+    gain, loss, atr = smoothed[:batch], smoothed[batch : 2 * batch], smoothed[2 * batch :]
+    out["rsi_14"] = _np_safe_div(100.0 * gain, gain + loss, 50.0)
+
+    fast = _np_ewm(c, 2.0 / (MACD_FAST + 1.0))
+    slow = _np_ewm(c, 2.0 / (MACD_SLOW + 1.0))
+    macd = (fast - slow) / c
+    signal = _np_ewm(macd, 2.0 / (MACD_SIGNAL + 1.0))[:, tail]
+    out["macd"] = macd[:, tail]
+    out["macd_signal"] = signal
+    out["macd_hist"] = out["macd"] - signal
+
+    bb_band = BOLLINGER_K * bb_std
+    out["bb_pctb"] = _np_safe_div(ct - (bb_mid - bb_band), 2.0 * bb_band, 0.5)
+    out["atr_14"] = atr / ct
+    out["volume_z"] = _np_safe_div(log_v[:, tail] - vol_mean, vol_std, 0.0)
+    out["hl_range"] = np.log(ht / lt)
+    out["close_location"] = _np_safe_div(ct - lt, ht - lt, 0.5)
+    out["overnight_gap"] = np.log(o[:, tail] / c[:, n - rows - 1 : n - 1])
+    out[f"trend_{TREND_WINDOW}"] = np.log(ct / trend_mean)
+    return np.stack([out[name] for name in FEATURE_COLUMNS], axis=2)
+
+
+def feature_mismatch(bars: pl.DataFrame, rows: int = 32) -> float:
+    """Largest |numpy - core.features| over the last ``rows`` bars of every symbol in ``bars``.
+
+    Scaled per feature by (1 + |value|), so it reads as a relative error for large
+    values and an absolute one near zero.
+    """
+    reference = compute_features(bars)
+    worst = 0.0
+    for _, group in bars.group_by(SYMBOL, maintain_order=True):
+        symbol = group[SYMBOL][0]
+        take = min(rows, group.height - WARMUP_BARS)
+        ohlcv = group.select(OHLCV).to_numpy().T[:, None, :]
+        mine = tail_features(np.ascontiguousarray(ohlcv), take)[0]
+        theirs = (
+            reference.filter(pl.col(SYMBOL) == symbol).tail(take).select(FEATURE_COLUMNS)
+        ).to_numpy()
+        err = np.abs(mine - theirs) / (1.0 + np.abs(theirs))
+        worst = max(worst, float(np.nanmax(err)) if err.size else 0.0)
+        if np.isnan(mine).any() != np.isnan(theirs).any():
+            return math.inf
+    return worst
+
+
+def self_check_bars(seed: int = 5) -> pl.DataFrame:
+    """Bars that exercise every branch of the features: trending, flat and zero-volume."""
+    from tradeops_assets.core.synthetic import SyntheticSpec, generate
+
+    bars = generate(SyntheticSpec(symbols=2, bars=WARMUP_BARS + 96, seed=seed))
+    n = WARMUP_BARS + 48
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    stamps = pl.datetime_range(start, start.replace(year=2021), "1d", eager=True).head(n)
+    step = np.r_[np.full(n // 2, 100.0), np.full(n - n // 2, 100.1)]
+    flat = pl.DataFrame(
+        {
+            TIMESTAMP: stamps,
+            SYMBOL: ["~FLAT"] * n,
+            "open": step,
+            "high": step,
+            "low": step,
+            "close": step,
+            "volume": np.zeros(n),
+        }
+    )
+    return pl.concat([bars, flat.cast(BAR_DTYPES)]).sort(SYMBOL, TIMESTAMP)
