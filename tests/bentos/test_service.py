@@ -4,6 +4,7 @@ import copy
 import json
 import shutil
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -211,22 +212,23 @@ def _refuses(server: Server, reason: str) -> None:
         server.stop()
 
 
-def test_a_tampered_bundle_is_refused(packaged, bento_home, keypair, tmp_path):
+def copy_of_model(packaged: dict, bento_home: Path, keypair, log: Path, name: str):
+    """A copy of the packaged model under a new version, and the env that serves it."""
     model_dir = bento_home / "models" / "trading_policy"
     version = packaged["model_tag"].split(":")[1]
-    tampered = model_dir / "tampered0001"
-    shutil.copytree(model_dir / version, tampered)
-    (tampered / "model.yaml").write_text(
-        (tampered / "model.yaml").read_text().replace(version, "tampered0001")
-    )
-    lineage = tampered / "bundle" / "lineage.json"
-    lineage.write_text(lineage.read_text().replace('"7"', '"8"'))
+    copy = model_dir / name
+    shutil.copytree(model_dir / version, copy)
+    (copy / "model.yaml").write_text((copy / "model.yaml").read_text().replace(version, name))
     env = server_env(
-        bento_home,
-        keypair.public_b64,
-        tmp_path / "log",
-        TRADEOPS_POLICY_MODEL="trading_policy:tampered0001",
+        bento_home, keypair.public_b64, log, TRADEOPS_POLICY_MODEL=f"trading_policy:{name}"
     )
+    return copy / "bundle", env
+
+
+def test_a_tampered_bundle_is_refused(packaged, bento_home, keypair, tmp_path):
+    bundle, env = copy_of_model(packaged, bento_home, keypair, tmp_path / "log", "tampered0001")
+    lineage = bundle / "lineage.json"
+    lineage.write_text(lineage.read_text().replace('"7"', '"8"'))
     _refuses(Server(packaged["bento_tag"], env), "modified after signing")
 
 
@@ -243,20 +245,8 @@ def test_a_missing_signature_or_key_is_refused(packaged, bento_home, keypair, tm
         ),
         "TRADEOPS_SIGNING_PUBLIC_KEY is not set",
     )
-    model_dir = bento_home / "models" / "trading_policy"
-    version = packaged["model_tag"].split(":")[1]
-    unsigned = model_dir / "unsigned0001"
-    shutil.copytree(model_dir / version, unsigned)
-    (unsigned / "model.yaml").write_text(
-        (unsigned / "model.yaml").read_text().replace(version, "unsigned0001")
-    )
-    (unsigned / "bundle" / signing.SIGNATURE_FILE).unlink()
-    env = server_env(
-        bento_home,
-        keypair.public_b64,
-        tmp_path / "c",
-        TRADEOPS_POLICY_MODEL="trading_policy:unsigned0001",
-    )
+    bundle, env = copy_of_model(packaged, bento_home, keypair, tmp_path / "c", "unsigned0001")
+    (bundle / signing.SIGNATURE_FILE).unlink()
     _refuses(Server(packaged["bento_tag"], env), "is not signed")
 
 
