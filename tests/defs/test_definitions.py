@@ -1,3 +1,4 @@
+import itertools
 import tomllib
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import pytest
 import yaml
 
 from tradeops_assets.core.validation import RULES
+from tradeops_assets.defs.evaluation.checks import PROMOTION_GATE
 from tradeops_assets.defs.features import checks as feature_checks
 from tradeops_assets.defs.market_data.checks import BAR_CHECK_NAMES
 from tradeops_assets.deployment import Deployment
@@ -39,7 +41,22 @@ def test_workspace_and_pyproject_name_the_same_code_location():
 def test_asset_graph_names_groups_and_lineage(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"market_bars", "market_features", "trained_policy"}
+    chain = [
+        "market_bars",
+        "market_features",
+        "trained_policy",
+        "backtest_report",
+        "champion_policy",
+        "policy_bento",
+        "policy_deployment",
+    ]
+    assert keys == set(chain)
+    for parent, child in itertools.pairwise(chain):
+        assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys
+    groups = {k: graph.get(dg.AssetKey(k)).group_name for k in chain}
+    assert groups["backtest_report"] == groups["champion_policy"] == "evaluation"
+    assert groups["policy_bento"] == groups["policy_deployment"] == "serving"
+    assert all(graph.get(dg.AssetKey(k)).code_version for k in chain)
     bars = graph.get(dg.AssetKey("market_bars"))
     feats = graph.get(dg.AssetKey("market_features"))
     assert bars.group_name == "market_data"
@@ -59,6 +76,7 @@ def test_every_check_is_blocking_and_named(defs):
         feature_checks.FEATURES_SCHEMA_CHECK,
         feature_checks.FEATURES_FINITE_CHECK,
         feature_checks.FEATURES_NO_LOOK_AHEAD_CHECK,
+        PROMOTION_GATE,
     }
     assert set(specs) == expected
     assert len(BAR_CHECK_NAMES) == len(RULES)
@@ -68,7 +86,8 @@ def test_every_check_is_blocking_and_named(defs):
 def test_partitions_span_exactly_the_sample_history():
     from tradeops_assets.defs.market_data.partitions import market_partitions
 
-    keys = market_partitions(Deployment.from_env({})).get_partition_keys()
+    sample = Deployment.from_env({"TRADEOPS_MARKET_SOURCE": "sample"})
+    keys = market_partitions(sample).get_partition_keys()
     assert keys[0] == "2009-05-01"  # GOOGL starts 2009-05-22
     assert keys[-1] == "2018-08-01"  # and ends 2018-08-29
 
@@ -81,3 +100,28 @@ def test_unknown_deployment_and_bad_source_are_refused_clearly(tmp_path):
     bad = Deployment.from_env({"TRADEOPS_MARKET_SOURCE": str(tmp_path / "nope")})
     with pytest.raises(ConfigError, match="neither 'sample'"):
         bad.source()
+
+
+def test_the_default_source_is_the_demo_market_and_the_serving_port_is_checked():
+    from tradeops_assets.core.errors import ConfigError
+    from tradeops_assets.core.sources import DEFAULT_SOURCE
+
+    assert Deployment.from_env({}).market_source == DEFAULT_SOURCE
+    assert Deployment.from_env({"TRADEOPS_SERVE_PORT": "3100"}).serve_port == 3100
+    with pytest.raises(ConfigError, match="TRADEOPS_SERVE_PORT='http'"):
+        Deployment.from_env({"TRADEOPS_SERVE_PORT": "http"})
+
+
+def test_local_secrets_are_created_once_owner_only_and_never_override(tmp_path):
+    deployment = Deployment.from_env({"TRADEOPS_HOME": str(tmp_path)})
+    first: dict[str, str] = {}
+    deployment.prepare_process(first)
+    again: dict[str, str] = {}
+    deployment.prepare_process(again)
+    assert first["TRADEOPS_API_TOKEN"] == again["TRADEOPS_API_TOKEN"]
+    assert first["TRADEOPS_SIGNING_KEY"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert first["BENTOML_HOME"] == str(tmp_path / "bentoml")
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in (tmp_path / "keys").iterdir())
+    given = {"TRADEOPS_API_TOKEN": "from-the-secret-store"}
+    deployment.prepare_process(given)
+    assert given["TRADEOPS_API_TOKEN"] == "from-the-secret-store"

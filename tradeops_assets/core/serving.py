@@ -226,6 +226,8 @@ def _timestamps_us(stamps: list, where: str = "bars") -> np.ndarray:
     if kinds == {str}:
         if all(text.endswith("Z") for text in stamps):
             naive: list[str] | None = [text[:-1] for text in stamps]
+        elif all(text.endswith("+00:00") for text in stamps):
+            naive = [text[:-6] for text in stamps]
         elif any("+" in text or text.rfind("-") > 9 for text in stamps):
             naive = None  # UTC offsets: numpy has no time zones, datetime does
         else:
