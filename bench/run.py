@@ -142,7 +142,7 @@ def bench_env(steps: int) -> dict:
         _steps_per_s(lambda: peer_vec.step(peer_actions) is None, peer_vec.reset, peer_calls)
         * VEC_EPISODES
     )
-    obs = f"window {config.window} x {arrays.n_features} features + position, PnL"
+    obs = f"window {config.window} x {arrays.n_features} features + position"
     return {
         "env_steps_per_s": {
             "value": round(single),

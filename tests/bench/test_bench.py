@@ -18,6 +18,14 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
             "2000",
             "--ppo-steps",
             "8192",
+            "--backtest-symbols",
+            "20",
+            "--backtest-bars",
+            "400",
+            "--serve-seconds",
+            "0.5",
+            "--serve-connections",
+            "1,4",
             "--out",
             str(tmp_path),
         ]
@@ -35,6 +43,15 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
         assert results[metric]["peer"].startswith("gym-anytrading")
         assert results[metric]["value"] > 0
         assert results[metric]["peer_value"] > 0
+    for metric in ("backtest_bars_per_s", "pnl_bars_per_s"):
+        assert results[metric]["value"] > 0
+        assert results[metric]["peer_value"] > 0
+        assert "loop" in results[metric]["peer"]
+    for metric in ("serve_predict_rps", "serve_predict_p99_ms", "serve_batch_decisions_per_s"):
+        assert results[metric]["peer"].startswith("mlflow models serve")
+        assert results[metric]["value"] > 0
+        assert results[metric]["peer_value"] > 0
+    assert "(0 failed)" in results["serve_predict_rps"]["detail"]
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "features_rows_per_s" in report
     assert "cores:" in report
