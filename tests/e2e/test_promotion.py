@@ -46,6 +46,15 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
     assert f"The endpoint answers on {pipe.url}" in first.stdout
     assert "curl -s" in first.stdout
     assert served_version(pipe) == "1"
+    again = pipe.tradeops("demo")  # no new data: nothing retrained, the endpoint still serves
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "the champion's bento is already serving" in again.stdout
+    assert len(pipe.materializations("trained_policy")) == 1
+    pipe.stop_serving()  # the machine restarted: a rerun brings the same bento back
+    restarted = pipe.tradeops("demo")
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert served_version(pipe) == "1"
+    assert len(pipe.materializations("policy_bento")) == 1
     (report,) = pipe.materializations("backtest_report")
     meta = report.asset_materialization.metadata
     assert "data:image/png;base64," in meta["plots"].value
@@ -76,8 +85,8 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
 
     verified = pipe.tradeops("audit", "verify")
     assert verified.returncode == 0, verified.stderr
-    # gate, move, deploy; gate (refused); gate, move, deploy
-    assert "7 records" in verified.stdout
+    # gate, move, deploy, deploy (the restart); gate (refused); gate, move, deploy
+    assert "8 records" in verified.stdout
     exported = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
     moves = [r["details"] for r in exported if r["action"] == "alias_move"]
     assert [(m["from_version"], m["to_version"]) for m in moves] == [(None, "1"), ("1", "3")]
