@@ -19,7 +19,7 @@ import numpy as np
 
 
 async def _load(spec: dict) -> dict:
-    bodies = [json.dumps(b).encode() for b in spec["bodies"]]
+    bodies = [None if b is None else json.dumps(b).encode() for b in spec["bodies"]]
     headers = {"Content-Type": "application/json", **spec.get("headers", {})}
     latencies: list[float] = []
     failures: list[str] = []
@@ -33,7 +33,9 @@ async def _load(spec: dict) -> dict:
             body = bodies[i % len(bodies)]
             i += 1
             try:
-                async with session.post(spec["url"], data=body, headers=headers) as answer:
+                async with session.request(
+                    spec.get("method", "POST"), spec["url"], data=body, headers=headers
+                ) as answer:
                     await answer.read()
                     ok = 200 <= answer.status < 300
                     status = answer.status
