@@ -14,11 +14,19 @@ cheap (BENCHMARKS.md, backtest_bars_per_s).
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from tradeops_assets.core.env import EnvConfig, MarketArrays, Normaliser, as_utc, step_accounting
+from tradeops_assets.core import training
+from tradeops_assets.core.env import (
+    EnvConfig,
+    MarketArrays,
+    Normaliser,
+    decision_rows,
+    step_accounting,
+)
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
@@ -79,19 +87,9 @@ class Book:
 
 
 def book(arrays: MarketArrays, window: int, span: tuple) -> Book:
-    """Decision bars inside ``span``: the bar and the next one (which pays it) both in it."""
-    lo, hi = (
-        np.datetime64(as_utc(span[0]).replace(tzinfo=None), "us"),
-        np.datetime64(as_utc(span[1]).replace(tzinfo=None), "us"),
-    )
-    first, last = [], []
-    for s, e in zip(arrays.starts, arrays.ends, strict=True):
-        stamps = arrays.timestamps[s:e]
-        a = max(s + np.searchsorted(stamps, lo), s + window - 1)
-        b = s + np.searchsorted(stamps, hi) - 1
-        first.append(a)
-        last.append(max(a, b))
-    result = Book(arrays, np.asarray(first, np.int64), np.asarray(last, np.int64))
+    """Decision bars inside ``span``, by the env's rule (``env.decision_rows``)."""
+    first, last = decision_rows(arrays, window, span)
+    result = Book(arrays, first, np.maximum(first, last))
     if result.lengths.sum() == 0:
         raise ConfigError(f"no symbol has a decision bar inside the backtest window {span}")
     return result
@@ -417,10 +415,6 @@ def walk_forward(
     Returns one row per (fold, seed): the Sharpe of the retrained policy and of every
     baseline on that fold's test window, and the policy's max drawdown there.
     """
-    from pathlib import Path
-
-    from tradeops_assets.core import training
-
     rows = []
     for index, fold in enumerate(folds):
         for config in configs:

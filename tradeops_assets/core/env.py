@@ -147,25 +147,34 @@ def _np_utc(moment: datetime) -> np.datetime64:
     return np.datetime64(as_utc(moment).replace(tzinfo=None), "us")
 
 
-def _episode_bounds(
-    arrays: MarketArrays, config: EnvConfig, span: tuple[Any, Any] | None
+def decision_rows(
+    arrays: MarketArrays, window: int, span: tuple[Any, Any] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per symbol, the rows [lo, hi) an episode may start on.
+    """Per symbol, the rows [first, last) a policy may decide on.
 
-    With ``span = (start, end)`` (timestamps) every bar an episode is rewarded on, and
-    the next bar whose return pays it, lies inside [start, end); the observation window
-    may reach back before ``start``, which is the past and allowed.
+    A decision at row t needs ``window`` rows up to t and the next bar, whose return
+    pays it. With ``span = (start, end)`` the decision bar and that next bar both lie
+    inside [start, end); the observation window may reach back before ``start``, which
+    is the past and allowed. Training episodes and backtests share this rule.
     """
-    lo = arrays.starts + config.window - 1
-    last = arrays.ends - 1  # exclusive bound for the rewarded bars: the next bar must exist
+    first = arrays.starts + window - 1
+    last = arrays.ends - 1
     if span is not None:
         first_in, end_in = [], []
         for s, e in zip(arrays.starts, arrays.ends, strict=True):
             stamps = arrays.timestamps[s:e]
             first_in.append(s + np.searchsorted(stamps, _np_utc(span[0])))
             end_in.append(s + np.searchsorted(stamps, _np_utc(span[1])))
-        lo = np.maximum(lo, np.asarray(first_in))
+        first = np.maximum(first, np.asarray(first_in))
         last = np.minimum(last, np.asarray(end_in) - 1)
+    return first, last
+
+
+def _episode_bounds(
+    arrays: MarketArrays, config: EnvConfig, span: tuple[Any, Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol, the rows [lo, hi) an episode may start on: its every bar a decision row."""
+    lo, last = decision_rows(arrays, config.window, span)
     hi = last - config.episode_bars + 1
     if np.all(hi <= lo):
         raise ConfigError(
