@@ -87,20 +87,10 @@ def _bento(tmp: Path, bars, config, result, key: signing.DevKeypair, env: dict) 
 
 def _requests(bars: pl.DataFrame, window: int) -> list[dict]:
     need = serving.required_bars(window) + 16
-    out = []
-    for (symbol,), part in bars.group_by("symbol", maintain_order=True):
-        rows = part.tail(need)
-        out.append(
-            {
-                "symbol": symbol,
-                "position": 0.0,
-                "bars": [
-                    {"timestamp": r["timestamp"].isoformat(), **{k: r[k] for k in serving.OHLCV}}
-                    for r in rows.iter_rows(named=True)
-                ],
-            }
-        )
-    return out
+    return [
+        serving.request_for(part.tail(need))
+        for _, part in bars.group_by("symbol", maintain_order=True)
+    ]
 
 
 def _observations(bars: pl.DataFrame, result, window: int) -> list[list[float]]:

@@ -130,21 +130,14 @@ def show_endpoint(deployment: Deployment) -> None:
     import httpx
     import polars as pl
 
-    from tradeops_assets.core.serving import required_bars
+    from tradeops_assets.core.serving import request_for, required_bars
     from tradeops_assets.core.sources import load_bars
 
     deployment.prepare_process()
     bars = load_bars(deployment.market_source)
     symbol = bars["symbol"][0]
     recent = bars.filter(pl.col("symbol") == symbol).tail(required_bars(16) + 20)
-    body = {
-        "symbol": symbol,
-        "bars": [
-            {**row, "timestamp": row["timestamp"].isoformat()}
-            for row in recent.drop("symbol").iter_rows(named=True)
-        ],
-        "position": 0.0,
-    }
+    body = request_for(recent)
     example = deployment.serving_root / "example-request.json"
     example.write_text(json.dumps(body))
     url = f"http://127.0.0.1:{deployment.serve_port}"

@@ -42,15 +42,7 @@ class Served:
 
 
 def request_for(bars: pl.DataFrame, symbol: str, n: int, position: float = 0.0) -> dict:
-    rows = bars.filter(pl.col("symbol") == symbol).head(n)
-    return {
-        "symbol": symbol,
-        "position": position,
-        "bars": [
-            {"timestamp": r["timestamp"].isoformat(), **{k: r[k] for k in serving.OHLCV}}
-            for r in rows.iter_rows(named=True)
-        ],
-    }
+    return serving.request_for(bars.filter(pl.col("symbol") == symbol).head(n), position)
 
 
 @pytest.fixture(scope="session")

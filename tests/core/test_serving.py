@@ -33,17 +33,6 @@ def bundle(tmp_path_factory, synthetic_bars, arrays) -> serving.PolicyBundle:
     return serving.PolicyBundle.load(directory)
 
 
-def as_request(bars: pl.DataFrame, position: float) -> dict:
-    return {
-        "symbol": bars["symbol"][0],
-        "position": position,
-        "bars": [
-            {"timestamp": r["timestamp"].isoformat(), **{k: r[k] for k in serving.OHLCV}}
-            for r in bars.iter_rows(named=True)
-        ],
-    }
-
-
 def pipeline_decision(
     bundle, bars: pl.DataFrame, row: int, position: float
 ) -> tuple[np.ndarray, float]:
@@ -66,7 +55,7 @@ def test_served_decision_equals_the_training_pipeline(bundle, synthetic_bars, le
     for symbol in synthetic_bars["symbol"].unique().sort():
         bars = synthetic_bars.filter(pl.col("symbol") == symbol)
         expected.append(pipeline_decision(bundle, bars.head(length + 2), length - 1, position))
-        requests.append(as_request(bars.head(length), position))
+        requests.append(serving.request_for(bars.head(length), position))
     decisions = serving.decide(bundle, requests)
     for i, (feats, action) in enumerate(expected):
         np.testing.assert_allclose(decisions.features[i], feats, rtol=1e-9, atol=1e-12)
@@ -87,13 +76,13 @@ def test_required_bars_is_what_compute_features_needs_for_one_window(synthetic_b
     assert features.compute_features(bars.head(need)).height == WINDOW
     assert features.compute_features(bars.head(need - 1)).height == WINDOW - 1
     with pytest.raises(RequestError) as err:
-        serving.decide_one(bundle, as_request(bars.head(need - 1), 0.0))
+        serving.decide_one(bundle, serving.request_for(bars.head(need - 1), 0.0))
     assert err.value.field == "bars"
 
 
 def test_timestamps_accept_iso_with_offsets_and_epoch_seconds(bundle, synthetic_bars):
     bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(80)
-    base = as_request(bars, 0.0)
+    base = serving.request_for(bars, 0.0)
     epoch = copy.deepcopy(base)
     offset = copy.deepcopy(base)
     for bar, e, o in zip(base["bars"], epoch["bars"], offset["bars"], strict=True):
@@ -107,7 +96,7 @@ def test_timestamps_accept_iso_with_offsets_and_epoch_seconds(bundle, synthetic_
 
 
 def test_batch_errors_name_the_request_and_limits_apply(bundle, synthetic_bars):
-    good = as_request(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
+    good = serving.request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
     bad = copy.deepcopy(good)
     bad["bars"][4]["high"] = float("nan")
     with pytest.raises(RequestError) as err:

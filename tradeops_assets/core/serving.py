@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from tradeops_assets.core import features as F  # noqa: N812 (the formulas read like the module)
 from tradeops_assets.core.env import EnvConfig, Normaliser
 from tradeops_assets.core.errors import BundleError, RequestError
 from tradeops_assets.core.policy import NumpyPolicy
-from tradeops_assets.core.schemas import TIMESTAMP
+from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 
 POLICY_FILE = "policy.npz"
 NORMALISER_FILE = "normaliser.json"
@@ -175,6 +176,18 @@ def write_bundle(
 
 
 # --------------------------------------------------------------------------- requests
+
+
+def request_for(bars: pl.DataFrame, position: float = 0.0) -> dict[str, Any]:
+    """The JSON body a trader sends for one symbol's ``bars`` (oldest first)."""
+    return {
+        "symbol": bars[SYMBOL][0],
+        "position": position,
+        "bars": [
+            {TIMESTAMP: row[TIMESTAMP].isoformat(), **{k: row[k] for k in OHLCV}}
+            for row in bars.iter_rows(named=True)
+        ],
+    }
 
 
 @dataclass(frozen=True)
