@@ -19,7 +19,13 @@ import httpx
 import numpy as np
 import polars as pl
 
-from resources.serving import BentoProcess, free_port, stop_group
+from resources.serving import (
+    BentoProcess,
+    bento_env,
+    free_port,
+    package_elsewhere,
+    stop_group,
+)
 from tradeops_assets.core import features, serving, signing, synthetic
 from tradeops_assets.core.env import EnvConfig, MarketArrays
 from tradeops_assets.core.policy import NumpyPolicy
@@ -70,19 +76,7 @@ def _bento(tmp: Path, bars, config, result, key: signing.DevKeypair, env: dict) 
         config.env,
         {"model_version": "1"},
     )
-    (tmp / "key.pem").write_bytes(key.private_pem)
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "bentos.trading_policy.package"),
-            *("--bundle", str(bundle), "--private-key-file", str(tmp / "key.pem")),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])["bento_tag"]
+    return package_elsewhere(bundle, key.private_pem, env, tmp)["bento_tag"]
 
 
 def _requests(bars: pl.DataFrame, window: int) -> list[dict]:
@@ -181,16 +175,13 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
         bars, config, result = _policy(tmp)
         window = config.env.window
         key = signing.DevKeypair.generate()
-        env = {
-            **os.environ,
-            "BENTOML_HOME": str(tmp / "bentoml"),
-            "BENTOML_DO_NOT_TRACK": "True",
-            "BENTOML_CONTAINERIZED": "true",
-            "TRADEOPS_API_TOKEN": TOKEN,
-            "TRADEOPS_SIGNING_PUBLIC_KEY": key.public_b64,
-            "TRADEOPS_PREDICTION_LOG": str(tmp / "predictions"),
-            "TRADEOPS_SERVE_WORKERS": "1",
-        }
+        env = bento_env(
+            tmp / "bentoml",
+            TOKEN,
+            key.public_b64,
+            tmp / "predictions",
+            TRADEOPS_SERVE_WORKERS="1",
+        )
         tracking = _register(tmp, config, result)
         tag = _bento(tmp, bars, config, result, key, env)
         requests = _requests(bars, window)

@@ -102,6 +102,65 @@ def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
     return _store_path(root, models[0]["tag"], "models") / "bundle"
 
 
+def bento_env(
+    bentoml_home: str | Path, token: str, public_key: str, prediction_log: str | Path, **extra: str
+) -> dict:
+    """The environment ``bentoml serve`` of a policy bento needs: store, secrets, log."""
+    return {
+        **os.environ,
+        "BENTOML_HOME": str(bentoml_home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        # A worker that refuses to start ends `bentoml serve` instead of respawning.
+        "BENTOML_CONTAINERIZED": "true",
+        "TRADEOPS_API_TOKEN": token,
+        "TRADEOPS_SIGNING_PUBLIC_KEY": public_key,
+        "TRADEOPS_PREDICTION_LOG": str(prediction_log),
+        **extra,
+    }
+
+
+def read_deployment(root: str | Path) -> dict | None:
+    """What ``LocalServing.deploy`` last recorded under ``root``, if anything."""
+    path = Path(root) / DEPLOYMENT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def stop_deployment(root: str | Path) -> None:
+    """Stops the bento and the front door a deployment started, by the PIDs it recorded."""
+    state = read_deployment(root) or {}
+    stop_group(state.get("bento_pid"))
+    stop_group(state.get("front_door_pid"))
+
+
+def package_elsewhere(
+    bundle: Path, private_pem: bytes, env: dict, workdir: Path, *args: str
+) -> dict:
+    """Signs ``bundle`` and builds its bento into the store ``env["BENTOML_HOME"]`` names.
+
+    BentoML fixes its store when it is imported, so packaging into a store other than
+    this process's runs ``bentos.trading_policy.package`` in a process of its own.
+    Returns its ``{"model_tag", "bento_tag"}``.
+    """
+    key_file = Path(workdir) / "signing-key.pem"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(private_pem)
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bentos.trading_policy.package", "--bundle", str(bundle)),
+            *("--private-key-file", str(key_file), *args),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise DeployError(f"packaging {bundle} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 class BentoProcess:
     """``bentoml serve`` in its own session, stopped through the process group of its PID."""
 
@@ -193,20 +252,10 @@ class LocalServing(dg.ConfigurableResource):
         return f"http://127.0.0.1:{self.port}"
 
     def current(self) -> dict | None:
-        path = self.folder / DEPLOYMENT_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_deployment(self.folder)
 
     def bento_env(self) -> dict:
-        return {
-            **os.environ,
-            "BENTOML_HOME": self.bentoml_home,
-            "BENTOML_DO_NOT_TRACK": "True",
-            # A worker that refuses to start ends `bentoml serve` instead of respawning.
-            "BENTOML_CONTAINERIZED": "true",
-            "TRADEOPS_API_TOKEN": self.api_token,
-            "TRADEOPS_SIGNING_PUBLIC_KEY": self.public_key,
-            "TRADEOPS_PREDICTION_LOG": self.prediction_log,
-        }
+        return bento_env(self.bentoml_home, self.api_token, self.public_key, self.prediction_log)
 
     def verify(self, bento_tag: str) -> dict:
         """Deploys only signed bentos: the bundle must verify against the trusted key."""
@@ -316,9 +365,4 @@ class LocalServing(dg.ConfigurableResource):
         return record
 
     def stop(self) -> None:
-        """Stops the bento and the front door this deployment started, by their PIDs."""
-        state = self.current()
-        if not state:
-            return
-        stop_group(state.get("bento_pid"))
-        stop_group(state.get("front_door_pid"))
+        stop_deployment(self.folder)

@@ -70,7 +70,7 @@ def resume_point(deployment: Deployment) -> str | None:
     import mlflow
 
     from resources.mlflow_policy import CHAMPION, REGISTERED_MODEL
-    from resources.serving import alive
+    from resources.serving import alive, read_deployment
 
     client = mlflow.MlflowClient(tracking_uri=deployment.mlflow_uri)
     try:
@@ -82,8 +82,7 @@ def resume_point(deployment: Deployment) -> str | None:
     meta = bento.asset_materialization.metadata if bento and bento.asset_materialization else {}
     if "policy_version" not in meta or meta["policy_version"].value != champion:
         return "policy_bento"
-    state_file = deployment.serving_root / "deployment.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state = read_deployment(deployment.serving_root) or {}
     serving = alive(state.get("bento_pid")) and alive(state.get("front_door_pid"))
     if not serving or state.get("bento_tag") != meta["bento_tag"].value:
         return "policy_deployment"
@@ -228,10 +227,9 @@ def serve(deployment: Deployment, stop: bool) -> int:
     from resources.serving import BENTOML, alive
 
     deployment.prepare_process()
-    target = for_deployment(deployment)["serving"]
-    target = type(target)(
-        **{
-            **target.model_dump(),
+    # Outside a Dagster run the resource's dg.EnvVar secrets are resolved here.
+    target = for_deployment(deployment)["serving"].model_copy(
+        update={
             "api_token": os.environ["TRADEOPS_API_TOKEN"],
             "public_key": os.environ["TRADEOPS_SIGNING_PUBLIC_KEY"],
         }

@@ -5,10 +5,7 @@ the server start (~5 s). Servers run with ``BENTOML_CONTAINERIZED`` so that a
 worker that refuses to start ends ``bentoml serve`` instead of being respawned.
 """
 
-import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +13,13 @@ import httpx
 import polars as pl
 import pytest
 
-from resources.serving import BentoProcess, free_port
+from resources.serving import BentoProcess, bento_env, free_port, package_elsewhere
 from tradeops_assets.core import features, serving, signing, synthetic
 from tradeops_assets.core.env import EnvConfig
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
-BENTOML = Path(sys.executable).with_name("bentoml")
 TOKEN = "test-token-123"
 
 
@@ -77,37 +73,20 @@ def bento_home(tmp_path_factory) -> Path:
 
 
 def server_env(bento_home: Path, public_key: str, log_dir: Path, **extra: str) -> dict:
-    env = {
-        **os.environ,
-        "BENTOML_HOME": str(bento_home),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "BENTOML_CONTAINERIZED": "true",
-        "TRADEOPS_API_TOKEN": TOKEN,
-        "TRADEOPS_SIGNING_PUBLIC_KEY": public_key,
-        "TRADEOPS_PREDICTION_LOG": str(log_dir),
-        "TRADEOPS_PREDICTION_LOG_FLUSH_SECONDS": "0.2",
-        "PYTHONPATH": str(REPO),
-    }
-    env.update(extra)
-    return env
+    return bento_env(
+        bento_home,
+        TOKEN,
+        public_key,
+        log_dir,
+        TRADEOPS_PREDICTION_LOG_FLUSH_SECONDS="0.2",
+        PYTHONPATH=str(REPO),
+        **extra,
+    )
 
 
 def package(bento_home: Path, bundle: Path, key: signing.DevKeypair, tmp: Path, *args) -> dict:
-    key_file = tmp / "signing-key.pem"
-    key_file.write_bytes(key.private_pem)
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "bentos.trading_policy.package", "--bundle", str(bundle)),
-            *("--private-key-file", str(key_file), "--label", "model_version=7", *args),
-        ],
-        cwd=REPO,
-        env=server_env(bento_home, key.public_b64, tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = server_env(bento_home, key.public_b64, tmp)
+    return package_elsewhere(bundle, key.private_pem, env, tmp, "--label", "model_version=7", *args)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from resources.serving import DeployError
 from tradeops_assets.core import signing
 from tradeops_assets.core.prediction_log import read_log
 
@@ -270,7 +271,7 @@ def test_package_refuses_an_invalid_bundle(bento_home, keypair, tmp_path, policy
     broken = tmp_path / "broken"
     shutil.copytree(policy_bundle[0], broken)
     (broken / "normaliser.json").unlink()
-    with pytest.raises(AssertionError, match="lacks"):
+    with pytest.raises(DeployError, match="lacks"):
         package(bento_home, broken, keypair, tmp_path, "--no-bento")
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from tests.graph import ASSET_CHAIN
 from tradeops_assets.core.validation import RULES
 from tradeops_assets.defs.evaluation.checks import PROMOTION_GATE
 from tradeops_assets.defs.features import checks as feature_checks
@@ -41,15 +42,7 @@ def test_workspace_and_pyproject_name_the_same_code_location():
 def test_asset_graph_names_groups_and_lineage(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    chain = [
-        "market_bars",
-        "market_features",
-        "trained_policy",
-        "backtest_report",
-        "champion_policy",
-        "policy_bento",
-        "policy_deployment",
-    ]
+    chain = ASSET_CHAIN
     assert keys == set(chain)
     for parent, child in itertools.pairwise(chain):
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys

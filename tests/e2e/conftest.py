@@ -1,6 +1,5 @@
 """Runs the real Dagster CLI against a real local instance, as an engineer would."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from resources.serving import free_port, stop_group
+from resources.serving import free_port, stop_deployment
 from tradeops_assets.cli import materialize_command
 from tradeops_assets.deployment import SECRET_ENVS
 
@@ -49,11 +48,7 @@ class Pipeline:
 
     def stop_serving(self) -> None:
         """Stops what policy_deployment started, by the PIDs it recorded."""
-        state = self.home / "serving" / "deployment.json"
-        if state.exists():
-            record = json.loads(state.read_text())
-            stop_group(record.get("bento_pid"))
-            stop_group(record.get("front_door_pid"))
+        stop_deployment(self.home / "serving")
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -71,3 +71,11 @@ def lineage_metadata(*, config: dict, upstream: dict[str, str] | None = None) ->
     if upstream is not None:
         meta["upstream_versions"] = dg.MetadataValue.json(upstream)
     return meta
+
+
+def latest_metadata(context, asset: str) -> dict:
+    """The metadata values of ``asset``'s latest materialisation; fails if it has none."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        raise dg.Failure(f"{asset} has never been materialised")
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}

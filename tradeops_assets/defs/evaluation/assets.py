@@ -18,7 +18,7 @@ from tradeops_assets.core.training import TrainConfig
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
 from tradeops_assets.defs.features.assets import MARKET_FEATURES
-from tradeops_assets.defs.lineage import code_version, lineage_metadata
+from tradeops_assets.defs.lineage import code_version, latest_metadata, lineage_metadata
 from tradeops_assets.defs.training.assets import TRAINED_POLICY
 
 BACKTEST_REPORT = "backtest_report"
@@ -152,10 +152,7 @@ def backtest_report(
 
 
 def latest_report(context: dg.OpExecutionContext) -> Path:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(BACKTEST_REPORT))
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure(f"{BACKTEST_REPORT} has never been materialised")
-    return Path(event.asset_materialization.metadata["report_path"].value)
+    return Path(latest_metadata(context, BACKTEST_REPORT)["report_path"])
 
 
 @dg.asset(

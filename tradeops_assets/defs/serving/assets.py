@@ -9,18 +9,16 @@ from resources.serving import BentoBuilder, DeployError, LocalServing
 from tradeops_assets.core import features, policy, serving
 from tradeops_assets.core.env import EnvConfig
 from tradeops_assets.defs.evaluation.assets import BACKTEST_REPORT, CHAMPION_POLICY
-from tradeops_assets.defs.lineage import code_version, git_commit, lineage_metadata
+from tradeops_assets.defs.lineage import (
+    code_version,
+    git_commit,
+    latest_metadata,
+    lineage_metadata,
+)
 
 POLICY_BENTO = "policy_bento"
 POLICY_DEPLOYMENT = "policy_deployment"
 BACKTEST_SUMMARY = ("sharpe", "max_drawdown", "turnover", "held_out_window")
-
-
-def _latest_metadata(context: dg.AssetExecutionContext, asset: str) -> dict:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure(f"{asset} has never been materialised")
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 @dg.asset(
@@ -47,7 +45,7 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     version = registry.version_for(CHAMPION)
     if version is None:
         raise dg.Failure("no champion policy to package: champion_policy has not promoted one")
-    report = _latest_metadata(context, BACKTEST_REPORT)
+    report = latest_metadata(context, BACKTEST_REPORT)
     with tempfile.TemporaryDirectory() as tmp:
         champion = registry.fetch(version, Path(tmp) / "policy")
         lineage = {
@@ -104,11 +102,11 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     """
     target: LocalServing = context.resources.serving
     audit: AuditTrail = context.resources.audit
-    built = _latest_metadata(context, POLICY_BENTO)
+    built = latest_metadata(context, POLICY_BENTO)
     why = f"champion tradeops-policy v{built['policy_version']} packaged as {built['bento_tag']}"
     current = target.current()
     if current and current["bento_tag"] == built["bento_tag"]:
-        context.log.info(f"{built['bento_tag']} is already deployed")
+        context.log.info(f"{built['bento_tag']} is deployed already; swapping in a fresh process")
     try:
         record = target.deploy(built["bento_tag"], why, {"policy_version": built["policy_version"]})
     except DeployError as exc:
