@@ -4,13 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
-export TRADEOPS_HOME ?= $(CURDIR)/.tradeops
-export TRADEOPS_MARKET_SOURCE ?= synthetic:symbols=4,bars=2520,seed=7,reversal=0.5
-export DAGSTER_HOME := $(TRADEOPS_HOME)/dagster
-export TRADEOPS_DVC := $(CURDIR)/$(DVC_VENV)/bin/dvc
+# Every setting (TRADEOPS_HOME, TRADEOPS_MARKET_SOURCE, ...) has its default in the code, once;
+# the tradeops CLI derives the Dagster, MLflow and BentoML locations from TRADEOPS_HOME itself.
 export DAGSTER_DISABLE_TELEMETRY := 1
-export MLFLOW_TRACKING_URI ?= sqlite:///$(TRADEOPS_HOME)/mlflow/mlflow.db
-export BENTOML_HOME ?= $(TRADEOPS_HOME)/bentoml
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
 .PHONY: demo test lint ui serve bench check-defs clean-home
@@ -31,11 +27,8 @@ $(DVC_VENV)/.installed: pyproject.toml requirements/dvc-lock.txt
 	  "$$($(PYTHON) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["dependency-groups"]["dvc"][0])')"
 	touch $@
 
-env: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
-
-$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
-	mkdir -p $(DAGSTER_HOME) $(TRADEOPS_HOME)/mlflow $(BENTOML_HOME)
-	cp $< $@
+env: $(VENV)/.installed $(DVC_VENV)/.installed
+	$(VENV)/bin/tradeops init
 
 demo: env
 	$(VENV)/bin/tradeops demo
@@ -51,7 +44,7 @@ lint: env
 	$(VENV)/bin/ruff format .
 
 ui: env
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${TRADEOPS_UI_PORT:-3001}
+	$(VENV)/bin/tradeops ui
 
 serve: env
 	$(VENV)/bin/tradeops serve
@@ -60,4 +53,4 @@ bench: env
 	$(PY) -m bench.run
 
 clean-home:
-	rm -rf $(TRADEOPS_HOME)
+	rm -rf $${TRADEOPS_HOME:-.tradeops}

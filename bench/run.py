@@ -92,7 +92,7 @@ def bench_features(symbols: int, bars: int) -> dict:
 
 
 def _env_arrays():
-    from tradeops_assets.core.env import MarketArrays, Normaliser
+    from tradeops_assets.core.market import MarketArrays, Normaliser
 
     frame = features.compute_features(generate(SyntheticSpec(symbols=20, bars=5000, seed=1)))
     raw = frame.select(features.FEATURE_COLUMNS).to_numpy()
@@ -122,7 +122,8 @@ def bench_env(steps: int) -> dict:
     """One env, then 256 episodes per call, each against gym-anytrading's stocks env."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv
+    from tradeops_assets.core.env import TradingEnv, VecTradingEnv
+    from tradeops_assets.core.market import EnvConfig
 
     arrays, config = _env_arrays(), EnvConfig()
     ours, action = TradingEnv(arrays, config), np.array([0.5], np.float32)
@@ -169,12 +170,12 @@ def bench_ppo(timesteps: int) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from tradeops_assets.core import sample
-    from tradeops_assets.core.training import TrainConfig, train
+    from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
+    from tradeops_assets.core.training import train
 
     frame = features.compute_features(sample.load_sample())
-    stamps = frame["timestamp"]
-    span = (stamps.min(), stamps.min() + (stamps.max() - stamps.min()) * 0.7)
     config = TrainConfig(timesteps=timesteps)
+    span = PolicyRecipe.by_fraction(config, frame).train_window
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
         result = train(frame, config, span, Path(workdir))
@@ -215,15 +216,11 @@ def bench_ppo(timesteps: int) -> dict:
 def bench_backtest(symbols: int, bars: int) -> dict:
     """The policy in the loop, every symbol per call, against a bar-by-bar Python loop."""
     from tradeops_assets.core import backtest
-    from tradeops_assets.core.env import (
-        EnvConfig,
-        MarketArrays,
-        Normaliser,
-        VecTradingEnv,
-        step_accounting,
-    )
-    from tradeops_assets.core.policy import NumpyPolicy
-    from tradeops_assets.core.training import TrainConfig, make_model
+    from tradeops_assets.core.env import VecTradingEnv
+    from tradeops_assets.core.market import EnvConfig, MarketArrays, Normaliser, step_accounting
+    from tradeops_assets.core.recipe import TrainConfig
+    from tradeops_assets.core.training import make_model
+    from tradeops_assets.core.windows import bar_times, whole
 
     frame = features.compute_features(generate(SyntheticSpec(symbols=symbols, bars=bars, seed=2)))
     arrays = MarketArrays.from_features(
@@ -231,9 +228,9 @@ def bench_backtest(symbols: int, bars: int) -> dict:
     )
     config = EnvConfig()
     vec = VecTradingEnv(arrays, 2, config)
-    policy = NumpyPolicy.from_sb3(make_model(TrainConfig(n_envs=2, batch_size=512), vec))
-    stamps = frame["timestamp"]
-    book = backtest.book(arrays, config.window, (stamps.min(), stamps.max()))
+    train_config = TrainConfig(n_envs=2, batch_size=512)
+    policy = train_config.spec.export(make_model(train_config, vec))
+    book = backtest.book(arrays, config.window, whole(bar_times(frame)))
     decisions = int(book.lengths.sum())
 
     def batched():

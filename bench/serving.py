@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import polars as pl
 
+from bentos.trading_policy.settings import ServeSettings
 from resources.serving import (
     BentoProcess,
     bento_env,
@@ -26,10 +27,12 @@ from resources.serving import (
     package_elsewhere,
     stop_group,
 )
-from tradeops_assets.core import features, serving, signing, synthetic
-from tradeops_assets.core.env import EnvConfig, MarketArrays
-from tradeops_assets.core.policy import NumpyPolicy
-from tradeops_assets.core.training import TrainConfig, train
+from tradeops_assets.core import features, signing, synthetic
+from tradeops_assets.core.bundle import required_bars, write_bundle
+from tradeops_assets.core.market import EnvConfig, MarketArrays
+from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
+from tradeops_assets.core.request import request_for
+from tradeops_assets.core.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -43,15 +46,16 @@ def _policy(tmp: Path):
     config = TrainConfig(
         timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(episode_bars=64)
     )
-    stamps = frame["timestamp"].unique().sort()
-    result = train(frame, config, (stamps[0], stamps[int(len(stamps) * 0.7)]), tmp / "work")
-    return bars, config, result
+    recipe = PolicyRecipe.by_fraction(config, frame, "bench")
+    result = train(frame, config, recipe.train_window, tmp / "work")
+    return bars, recipe, result
 
 
-def _register(tmp: Path, config, result) -> str:
+def _register(tmp: Path, recipe: PolicyRecipe, result) -> str:
+    """The same policy registered in an MLflow store of the bench's own, for its peer."""
     import mlflow
 
-    from resources.mlflow_policy import log_and_register
+    from resources.mlflow_policy import REGISTERED_MODEL, log_policy
     from resources.tracking import ensure_experiment
 
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -59,37 +63,38 @@ def _register(tmp: Path, config, result) -> str:
     ensure_experiment(uri, "bench", (tmp / "artifacts").as_uri())
     mlflow.set_experiment("bench")
     with mlflow.start_run():
-        log_and_register(
+        model_uri = log_policy(
             tmp / "work",
-            config.as_dict(),
-            result.normaliser.to_dict(),
-            NumpyPolicy.from_sb3(result.model),
+            tmp / "work" / "checkpoint.zip",
+            recipe,
+            result.normaliser,
+            recipe.train.spec.export(result.model),
         )
+        mlflow.register_model(model_uri, REGISTERED_MODEL)
     return uri
 
 
-def _bento(tmp: Path, bars, config, result, key: signing.DevKeypair, env: dict) -> str:
-    bundle = serving.write_bundle(
+def _bento(tmp: Path, recipe: PolicyRecipe, result, key: signing.DevKeypair) -> str:
+    bundle = write_bundle(
         tmp / "bundle",
-        NumpyPolicy.from_sb3(result.model),
+        recipe.train.spec.export(result.model),
         result.normaliser,
-        config.env,
+        recipe,
         {"model_version": "1"},
     )
-    return package_elsewhere(bundle, key.private_pem, env, tmp)["bento_tag"]
+    return package_elsewhere(bundle, key.private_pem, tmp / "bentoml", tmp)["bento_tag"]
 
 
 def _requests(bars: pl.DataFrame, window: int) -> list[dict]:
-    need = serving.required_bars(window) + 16
+    need = required_bars(window) + 16
     return [
-        serving.request_for(part.tail(need))
-        for _, part in bars.group_by("symbol", maintain_order=True)
+        request_for(part.tail(need)) for _, part in bars.group_by("symbol", maintain_order=True)
     ]
 
 
 def _observations(bars: pl.DataFrame, result, window: int) -> list[list[float]]:
     """The training pipeline's observation at each symbol's last bar, from the same bars."""
-    need = serving.required_bars(window) + 16
+    need = required_bars(window) + 16
     tail = bars.sort("symbol", "timestamp").group_by("symbol", maintain_order=True).tail(need)
     arrays = MarketArrays.from_features(features.compute_features(tail), result.normaliser)
     rows = arrays.ends - 1
@@ -172,18 +177,12 @@ def _levels(url_predict, url_batch, one, many, connections, duration, headers) -
 def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        bars, config, result = _policy(tmp)
-        window = config.env.window
+        bars, recipe, result = _policy(tmp)
+        window = recipe.env.window
         key = signing.DevKeypair.generate()
-        env = bento_env(
-            tmp / "bentoml",
-            TOKEN,
-            key.public_b64,
-            tmp / "predictions",
-            TRADEOPS_SERVE_WORKERS="1",
-        )
-        tracking = _register(tmp, config, result)
-        tag = _bento(tmp, bars, config, result, key, env)
+        env = bento_env(tmp / "bentoml", ServeSettings(TOKEN, key.public_b64, tmp / "predictions"))
+        tracking = _register(tmp, recipe, result)
+        tag = _bento(tmp, recipe, result, key)
         requests = _requests(bars, window)
         observations = _observations(bars, result, window)
         auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -4,20 +4,29 @@ import getpass
 
 import dagster as dg
 
-from tradeops_assets.core.audit import AuditLog
+from tradeops_assets.core.audit import AuditLog, Verification
 
 
 class AuditTrail(dg.ConfigurableResource):
     root: str
 
-    def log(self) -> AuditLog:
+    def _log(self) -> AuditLog:
         return AuditLog(self.root)
 
     def record(self, context: dg.OpExecutionContext, action: str, details: dict) -> dict:
         """Appends ``action`` with who or what triggered the run that took it."""
-        return self.log().append(
+        return self._log().append(
             action, actor_of(context), {"dagster_run_id": context.run_id, **details}
         )
+
+    def history(self, action: str | None = None) -> list[dict]:
+        return self._log().history(action)
+
+    def verify(self) -> Verification:
+        return self._log().verify()
+
+    def records(self) -> list[dict]:
+        return self._log().records()
 
 
 def actor_of(context: dg.OpExecutionContext) -> str:

@@ -1,12 +1,13 @@
-"""The trained policy as an MLflow pyfunc model, so the registry holds a servable version.
+"""The MLflow Model Registry as the pipeline uses it: the only code that calls MLflow.
 
-MLflow 3 registers only logged models, not bare artifact folders. The pyfunc
-wraps the SB3 policy, the feature normaliser fitted on the training window and
-the env config: a model version is everything needed to act.
+A registered version is a pyfunc model (servable by ``mlflow models serve``) whose
+artifacts hold the SB3 checkpoint, the numpy export the backtest and the bento
+trade, the feature scaling and the ``PolicyRecipe``. The recipe is written here
+once and read back here once, into a typed ``RegisteredPolicy``.
 """
 
 import json
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -14,76 +15,63 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from tradeops_assets.core.backtest import TradedPolicy
-from tradeops_assets.core.env import Normaliser
+from tradeops_assets.core.market import DISCRETE_POSITIONS, Normaliser
 from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.recipe import RECIPE_FILE, PolicyRecipe, RegisteredPolicy
 
 REGISTERED_MODEL = "tradeops-policy"
 CHALLENGER = "challenger"
 CHAMPION = "champion"
+NORMALISER_FILE = "normaliser.json"
+NUMPY_POLICY_FILE = "policy.npz"
+CHECKPOINT_ARTIFACT = "policy"
 
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
-    """Maps observations (rows of window x features + position, PnL) to target positions."""
+    """Maps observations (rows of window x features + position) to target positions."""
 
     def load_context(self, context) -> None:
-        from tradeops_assets.core.training import ALGORITHMS
-
-        meta = json.loads(Path(context.artifacts["config"]).read_text())
-        self.discrete = meta["env"]["discrete"]
-        self.model = ALGORITHMS[meta["algorithm"]].load(context.artifacts["policy"], device="cpu")
+        recipe = PolicyRecipe.from_json(Path(context.artifacts["recipe"]).read_text())
+        self.discrete = recipe.env.discrete
+        self.model = recipe.train.spec.sb3_class().load(
+            context.artifacts[CHECKPOINT_ARTIFACT], device="cpu"
+        )
 
     def predict(self, context, model_input, params=None):
         obs = np.asarray(model_input, dtype=np.float32)
         action, _ = self.model.predict(obs, deterministic=True)
         if self.discrete:
-            from tradeops_assets.core.env import DISCRETE_POSITIONS
-
             return DISCRETE_POSITIONS[np.asarray(action, dtype=np.int64)]
         return np.clip(np.asarray(action, dtype=np.float64).reshape(len(obs)), -1.0, 1.0)
 
 
-def log_and_register(
-    workdir: Path, config: dict, normaliser: dict, exported: NumpyPolicy
-) -> tuple[str, str]:
-    """Logs the policy in the active run, registers it and points 'challenger' at it."""
-    (workdir / "config.json").write_text(json.dumps(config, indent=2, default=str))
-    (workdir / "normaliser.json").write_text(json.dumps(normaliser))
-    exported.save(workdir / "policy.npz")
+def log_policy(
+    workdir: Path,
+    checkpoint: Path,
+    recipe: PolicyRecipe,
+    normaliser: Normaliser,
+    exported: NumpyPolicy,
+) -> str:
+    """Logs the policy as a pyfunc model in the active MLflow run; returns its model URI."""
+    (workdir / RECIPE_FILE).write_text(recipe.to_json())
+    (workdir / NORMALISER_FILE).write_text(json.dumps(normaliser.to_dict()))
+    exported.save(workdir / NUMPY_POLICY_FILE)
     info = mlflow.pyfunc.log_model(
         name="policy",
         python_model=PolicyModel(),
         artifacts={
-            "policy": str(workdir / "checkpoint.zip"),
-            "config": str(workdir / "config.json"),
-            "normaliser": str(workdir / "normaliser.json"),
-            "numpy_policy": str(workdir / "policy.npz"),
+            CHECKPOINT_ARTIFACT: str(checkpoint),
+            "recipe": str(workdir / RECIPE_FILE),
+            "normaliser": str(workdir / NORMALISER_FILE),
+            "numpy_policy": str(workdir / NUMPY_POLICY_FILE),
         },
         pip_requirements=["stable-baselines3", "torch", "numpy"],
     )
-    version = mlflow.register_model(info.model_uri, REGISTERED_MODEL)
-    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
-    return info.model_uri, str(version.version)
-
-
-@dataclass(frozen=True)
-class RegisteredPolicy:
-    """One model version as the evaluation and serving stages need it, without torch."""
-
-    version: str
-    run_id: str
-    config: dict
-    normaliser: Normaliser
-    policy: NumpyPolicy
-    files: Path
-
-    @property
-    def traded(self) -> TradedPolicy:
-        return TradedPolicy(self.policy, self.normaliser)
+    return info.model_uri
 
 
 class PolicyRegistry(dg.ConfigurableResource):
-    """The MLflow Model Registry as the evaluation and serving stages use it."""
+    """The registry's versions and aliases, and the runs that made them."""
 
     tracking_uri: str
 
@@ -96,32 +84,34 @@ class PolicyRegistry(dg.ConfigurableResource):
         except MlflowException:
             return None
 
-    def fetch(self, version: str, dst: Path) -> RegisteredPolicy:
-        """Downloads a registered version's artifacts and loads its numpy policy."""
+    def fetch(self, version: str) -> RegisteredPolicy:
+        """A registered version's recipe, scaling and numpy policy, loaded into memory."""
         meta = self.client().get_model_version(REGISTERED_MODEL, version)
-        root = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{REGISTERED_MODEL}/{version}",
-                dst_path=str(dst),
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.tracking_uri,
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(
+                mlflow.artifacts.download_artifacts(
+                    f"models:/{REGISTERED_MODEL}/{version}",
+                    dst_path=tmp,
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.tracking_uri,
+                )
             )
-        )
-        files = root / "artifacts"
-        return RegisteredPolicy(
-            version=str(version),
-            run_id=meta.run_id,
-            config=json.loads((files / "config.json").read_text()),
-            normaliser=Normaliser.from_dict(json.loads((files / "normaliser.json").read_text())),
-            policy=NumpyPolicy.load(files / "policy.npz"),
-            files=files,
-        )
+            files = root / "artifacts"
+            return RegisteredPolicy(
+                version=str(version),
+                run_id=meta.run_id,
+                recipe=PolicyRecipe.from_json((files / RECIPE_FILE).read_text()),
+                normaliser=Normaliser.from_dict(json.loads((files / NORMALISER_FILE).read_text())),
+                policy=NumpyPolicy.load(files / NUMPY_POLICY_FILE),
+            )
 
     def move_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(REGISTERED_MODEL, alias, version)
 
-    def log_artifact(self, run_id: str, path: Path, folder: str) -> None:
-        self.client().log_artifact(run_id, str(path), folder)
-
-    def log_metric(self, run_id: str, key: str, value: float) -> None:
-        self.client().log_metric(run_id, key, value)
+    def log_report(self, run_id: str, files: list[Path], metrics: dict[str, float]) -> None:
+        """Keeps a backtest's files and headline figures in the run that trained the policy."""
+        client = self.client()
+        for path in files:
+            client.log_artifact(run_id, str(path), "backtest")
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)

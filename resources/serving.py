@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +25,16 @@ import dagster as dg
 import httpx
 import yaml
 
+from bentos.trading_policy.settings import ServeSettings
+from resources.secrets import Secrets
 from tradeops_assets.core import signing
 from tradeops_assets.core.errors import TradeopsError
 
 BENTOML = Path(sys.executable).with_name("bentoml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_FILE = "deployment.json"
+PRIVATE_ENV = ("TRADEOPS_SIGNING_KEY",)
+"""Never inherited by a serving process, whatever the deployer's own environment holds."""
 
 
 class DeployError(TradeopsError):
@@ -102,21 +107,22 @@ def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
     return _store_path(root, models[0]["tag"], "models") / "bundle"
 
 
-def bento_env(
-    bentoml_home: str | Path, token: str, public_key: str, prediction_log: str | Path, **extra: str
-) -> dict:
-    """The environment ``bentoml serve`` of a policy bento needs: store, secrets, log."""
-    return {
-        **os.environ,
-        "BENTOML_HOME": str(bentoml_home),
-        "BENTOML_DO_NOT_TRACK": "True",
+def serving_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child that serves traffic: no private key in it."""
+    return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV} | extra
+
+
+def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -> dict[str, str]:
+    """The environment ``bentoml serve`` of a policy bento needs: store, settings, nothing secret
+    beyond the API token and the public key."""
+    return serving_env(
+        BENTOML_HOME=str(bentoml_home),
+        BENTOML_DO_NOT_TRACK="True",
         # A worker that refuses to start ends `bentoml serve` instead of respawning.
-        "BENTOML_CONTAINERIZED": "true",
-        "TRADEOPS_API_TOKEN": token,
-        "TRADEOPS_SIGNING_PUBLIC_KEY": public_key,
-        "TRADEOPS_PREDICTION_LOG": str(prediction_log),
+        BENTOML_CONTAINERIZED="true",
+        **settings.to_env(),
         **extra,
-    }
+    )
 
 
 def read_deployment(root: str | Path) -> dict | None:
@@ -133,29 +139,33 @@ def stop_deployment(root: str | Path) -> None:
 
 
 def package_elsewhere(
-    bundle: Path, private_pem: bytes, env: dict, workdir: Path, *args: str
+    bundle: Path, private_pem: str | bytes, bentoml_home: str | Path, workdir: Path, *args: str
 ) -> dict:
-    """Signs ``bundle`` and builds its bento into the store ``env["BENTOML_HOME"]`` names.
+    """Signs ``bundle`` and builds its bento into the BentoML store at ``bentoml_home``.
 
-    BentoML fixes its store when it is imported, so packaging into a store other than
-    this process's runs ``bentos.trading_policy.package`` in a process of its own.
-    Returns its ``{"model_tag", "bento_tag"}``.
+    BentoML fixes its store when it is imported, so packaging runs
+    ``bentos.trading_policy.package`` in a process of its own, which also keeps
+    bentoml out of the Dagster process. The key reaches it as an owner-only file in
+    ``workdir``, never through the environment. Returns ``{"model_tag", "bento_tag"}``.
     """
     key_file = Path(workdir) / "signing-key.pem"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(private_pem)
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bentos.trading_policy.package", "--bundle", str(bundle)),
-            *("--private-key-file", str(key_file), *args),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        out.write(private_pem.encode() if isinstance(private_pem, str) else private_pem)
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "bentos.trading_policy.package", "--bundle", str(bundle)),
+                *("--private-key-file", str(key_file), *args),
+            ],
+            cwd=REPO_ROOT,
+            env=serving_env(BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="True"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        key_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise DeployError(f"packaging {bundle} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -211,33 +221,49 @@ class BentoProcess:
 
 
 class BentoBuilder(dg.ConfigurableResource):
-    """Signs a policy bundle with the pipeline's key (a secret) and builds its bento."""
+    """Signs a policy bundle with the pipeline's key and builds its bento into the store."""
 
-    signing_key: str
+    secrets: Secrets
     bentoml_home: str
 
     def build(self, bundle: Path, labels: dict) -> dict:
-        from bentos.trading_policy import package
-
-        model_tag = package.save_model(bundle, self.signing_key, labels)
-        bento_tag = package.build_bento(model_tag, labels)
-        bundle_dir = bento_bundle(self.bentoml_home, bento_tag)
+        with tempfile.TemporaryDirectory() as workdir:
+            label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+            built = package_elsewhere(
+                bundle, self.secrets.signing_key(), self.bentoml_home, Path(workdir), *label_args
+            )
+        bundle_dir = bento_bundle(self.bentoml_home, built["bento_tag"])
         record = json.loads((bundle_dir / signing.SIGNATURE_FILE).read_text())
-        return {
-            "model_tag": model_tag,
-            "bento_tag": bento_tag,
-            "digest": record["digest"],
-            "key_id": record["key_id"],
-        }
+        return {**built, "digest": record["digest"], "key_id": record["key_id"]}
 
 
-class LocalServing(dg.ConfigurableResource):
+class ServingTarget(dg.ConfigurableResource):
+    """Where traders' requests are answered; ``policy_deployment`` knows only this interface.
+
+    Locally a front door on one port (``LocalServing``); in prod an ECS service behind
+    a load balancer. ``deploy`` puts a signed bento live without dropping a request or
+    leaves the live one serving; it returns what it recorded.
+    """
+
+    def current(self) -> dict | None:
+        raise NotImplementedError
+
+    def deploy(self, bento_tag: str, why: str, labels: dict) -> dict:
+        raise NotImplementedError
+
+    def is_serving(self, bento_tag: str) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class LocalServing(ServingTarget):
     """The local serving port: a front door and the bento behind it."""
 
     root: str
     port: int
-    api_token: str
-    public_key: str
+    secrets: Secrets
     prediction_log: str
     bentoml_home: str
     ready_timeout_s: float = 120.0
@@ -254,14 +280,29 @@ class LocalServing(dg.ConfigurableResource):
     def current(self) -> dict | None:
         return read_deployment(self.folder)
 
+    def settings(self) -> ServeSettings:
+        return ServeSettings(
+            api_token=self.secrets.api_token(),
+            public_key=self.secrets.public_key(),
+            prediction_log=Path(self.prediction_log),
+        )
+
     def bento_env(self) -> dict:
-        return bento_env(self.bentoml_home, self.api_token, self.public_key, self.prediction_log)
+        return bento_env(self.bentoml_home, self.settings())
+
+    def is_serving(self, bento_tag: str) -> bool:
+        state = self.current() or {}
+        return (
+            state.get("bento_tag") == bento_tag
+            and alive(state.get("bento_pid"))
+            and alive(state.get("front_door_pid"))
+        )
 
     def verify(self, bento_tag: str) -> dict:
         """Deploys only signed bentos: the bundle must verify against the trusted key."""
         bundle = bento_bundle(self.bentoml_home, bento_tag)
         try:
-            return signing.verify_bundle(bundle, self.public_key)
+            return signing.verify_bundle(bundle, self.secrets.public_key())
         except TradeopsError as exc:
             raise DeployError(f"refusing to deploy {bento_tag}: {exc}") from exc
 
@@ -282,6 +323,7 @@ class LocalServing(dg.ConfigurableResource):
                 str(self.folder),
             ],
             cwd=REPO_ROOT,
+            env=serving_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,7 +1,28 @@
+import os
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 from tradeops_assets.core import sample, synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+NO_DEFAULT_MLFLOW_STORE = "tradeops-test-no-default-store://set-the-tracking-uri-explicitly"
+STRAY_STORES = ("mlflow.db", "mlruns")
+
+# Any MLflow call that does not name the pipeline's store falls back to this URI and fails
+# loudly, in this process and in every Dagster, BentoML or MLflow process the tests start.
+os.environ["MLFLOW_TRACKING_URI"] = NO_DEFAULT_MLFLOW_STORE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A default MLflow store in the repository means some path ignored the project's URI."""
+    if hasattr(session.config, "workerinput"):
+        return
+    stray = [name for name in STRAY_STORES if (REPO / name).exists()]
+    if stray:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nFAILED: an MLflow call wrote a default store into the repository: {stray}")
 
 
 @pytest.fixture(scope="session")

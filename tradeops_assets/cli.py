@@ -1,7 +1,13 @@
 """The ``tradeops`` console script: what operators and auditors run by hand.
 
-``tradeops demo`` drives the real Dagster CLI against the local instance (the
-same path an engineer uses), so what the demo shows is what production runs.
+Every command derives what it needs from ``TRADEOPS_HOME`` (and the other
+``TRADEOPS_*`` settings) itself, so ``.venv/bin/tradeops demo`` works outside the
+Makefile. ``tradeops demo`` drives the real Dagster CLI against the local
+instance (the path an engineer uses), so what the demo shows is what runs.
+
+Exit codes: 0 done; 1 a step failed (what failed is printed, the full log is
+kept); 2 bad input or configuration; 3 the promotion gate refused the challenger
+(its verdict is printed; the champion and the endpoint are unchanged).
 """
 
 import argparse
@@ -10,12 +16,35 @@ import os
 import re
 import subprocess
 import sys
+import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+from resources.deployment import Deployment
 from tradeops_assets.core.errors import TradeopsError
-from tradeops_assets.deployment import Deployment
+from tradeops_assets.core.recipe import TrainConfig
+from tradeops_assets.keys import (
+    BACKTEST_REPORT,
+    MARKET_BARS,
+    MARKET_FEATURES,
+    POLICY_BENTO,
+    POLICY_DEPLOYMENT,
+    PROMOTION_GATE,
+    REPORT_LOCATION,
+    TRAINED_POLICY,
+)
 
 MODULE = "tradeops_assets.definitions"
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 1, 2, 3
+
+
+class Refused(Exception):  # noqa: N818 (an outcome, not an error)
+    """The promotion gate said no: an outcome, not an error."""
+
+
+class StepFailedError(Exception):
+    """A Dagster run failed for a reason other than the gate."""
 
 
 def materialize_command(
@@ -38,25 +67,168 @@ def materialize_command(
     return cmd
 
 
-def _run_step(cmd: list[str]) -> None:
-    print("+", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, check=False).returncode != 0:
-        raise SystemExit(f"tradeops demo: step failed: {' '.join(cmd[1:6])} (see the log above)")
+# A Dagster log line: "<time> - dagster - <LEVEL> - <job> - <run id> - <step> - <message>".
+LOG_LINE = re.compile(
+    r"^\S+ \S+ \S+ - dagster - (?P<level>[A-Z]+) - [^ ]+ - (?P<run>[0-9a-f-]{36}) - "
+    r"(?:(?P<step>[\w.\[\]]+) - )?(?P<message>.*)$"
+)
+SHOWN_EVENTS = ("STEP_FAILURE", "RUN_FAILURE", "RUN_SUCCESS", "ASSET_MATERIALIZATION")
+PROGRESS = re.compile(r"training: (\d+) steps, ([\d,]+) steps/s, ETA ([\d,]+) s")
 
 
-def missing_partitions(deployment: Deployment) -> list[str]:
-    """Months the source holds that the instance has not materialised yet."""
+@dataclass(frozen=True)
+class Step:
+    """One Dagster CLI run: its output summarised live, its whole log kept in a file."""
+
+    deployment: Deployment
+    cmd: list[str]
+
+    def run(self, show=None) -> None:
+        logs = self.deployment.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        show = show or _print_summary
+        print("+", " ".join(self.cmd[1:]), flush=True)
+        with (
+            log_path.open("w") as log,
+            subprocess.Popen(
+                self.cmd,
+                env=self.deployment.child_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ) as proc,
+        ):
+            for line in proc.stdout:  # type: ignore[union-attr]
+                log.write(line)
+                show(line.rstrip("\n"))
+        if proc.returncode != 0:
+            raise StepFailedError(str(log_path))
+
+
+def _print_summary(line: str) -> None:
+    """INFO lines (what the assets say) and the run's outcome; tracebacks stay in the log."""
+    match = LOG_LINE.match(line)
+    if match is None:
+        return
+    message = match["message"]
+    event = message.split(" - ", 1)[0]
+    if match["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL") or event in SHOWN_EVENTS:
+        step = f"[{match['step']}] " if match["step"] and not match["step"].isdigit() else ""
+        print(f"  {step}{message.splitlines()[0][:300]}", flush=True)
+
+
+def _instance(deployment: Deployment):
     import dagster as dg
 
-    from tradeops_assets.defs.market_data.partitions import market_partitions
-
-    keys = market_partitions(deployment).get_partition_keys()
-    with dg.DagsterInstance.get() as instance:
-        done = instance.get_materialized_partitions(dg.AssetKey("market_bars"))
-    return [k for k in keys if k not in done]
+    deployment.init()
+    return dg.DagsterInstance.from_config(str(deployment.dagster_home))
 
 
-CHAIN = ("trained_policy", "policy_bento", "policy_deployment")
+def _resources(deployment: Deployment) -> dict:
+    from resources import for_deployment
+
+    return for_deployment(deployment)
+
+
+def _hide_library_warnings() -> None:
+    """Dagster and MLflow warn about their own APIs as they load (MLflow insists, whatever the
+    filters); a person reading the CLI needs the pipeline's words. The runs' logs keep all."""
+    show = warnings.showwarning
+
+    def ours_only(message, category, filename, lineno, file=None, line=None):
+        if "site-packages" not in str(filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = ours_only
+
+
+def gate_refusal(deployment: Deployment, since: float) -> str | None:
+    """The gate's verdict in plain words, if a run started after ``since`` was refused by it."""
+    import dagster as dg
+
+    from resources.mlflow_policy import CHAMPION
+
+    with _instance(deployment) as instance:
+        runs = [
+            r for r in instance.get_run_records(limit=5) if r.create_timestamp.timestamp() >= since
+        ]
+        refused = any(
+            event.dagster_event.event_specific_data.check_name == PROMOTION_GATE
+            and not event.dagster_event.event_specific_data.passed
+            for record in runs
+            for event in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        )
+        if not refused:
+            return None
+        report = instance.get_latest_materialization_event(dg.AssetKey(BACKTEST_REPORT))
+    resources = _resources(deployment)
+    location = str(report.asset_materialization.metadata[REPORT_LOCATION].value)  # type: ignore[union-attr]
+    decision = resources["reports"].read_gate(location)
+    champion = resources["registry"].version_for(CHAMPION)
+    serving = (resources["serving"].current() or {}).get("bento_tag")
+    lines = [
+        f"The promotion gate refused tradeops-policy v{decision.challenger_version}:",
+        *(f"  - {c.name}: {c.why}" for c in decision.verdict.failed),
+        f"Champion unchanged ({f'v{champion}' if champion else 'none yet'}), nothing deployed"
+        + (f"; {serving} keeps serving." if serving else "."),
+        f"The full report: {location}",
+    ]
+    return "\n".join(lines)
+
+
+def run_steps(deployment: Deployment, steps: list[list[str]], show=None) -> None:
+    """Runs each step in turn; a refusal by the gate is told apart from a failure."""
+    since = time.time()
+    for cmd in steps:
+        try:
+            Step(deployment, cmd).run(show)
+        except StepFailedError as failed:
+            verdict = gate_refusal(deployment, since)
+            if verdict is not None:
+                raise Refused(verdict) from None
+            raise StepFailedError(
+                f"step failed: {' '.join(cmd[4:])}\n{_error_tail(Path(str(failed)))}\n"
+                f"The full log: {failed}"
+            ) from None
+
+
+def _error_tail(log: Path, lines: int = 25) -> str:
+    text = log.read_text(errors="replace").splitlines()
+    errors = [i for i, line in enumerate(text) if " - ERROR - " in line or "Error" in line]
+    start = errors[0] if errors else max(len(text) - lines, 0)
+    return "\n".join(text[start : start + lines])
+
+
+def ingest_plan(deployment: Deployment, through: str | None) -> list[list[str]]:
+    """The runs that bring new or changed months in, and what follows them."""
+    from tradeops_assets.defs.market_data import partitions
+
+    stop = f" and +key:{through}" if through else ""
+    digests = _resources(deployment)["market_data"].month_digests()
+    with _instance(deployment) as instance:
+        plan = partitions.plan_months(instance, digests)
+        if not plan:
+            return []
+        partitions.add_months(instance, plan)
+        ranges = partitions.partition_ranges(instance, plan.todo)
+    print(
+        f"{MARKET_BARS}: {len(plan.new)} new month(s)"
+        + (f", {plan.new[0]} .. {plan.new[-1]}" if plan.new else "")
+        + (f"; {len(plan.changed)} changed: {', '.join(plan.changed)}" if plan.changed else "")
+        + f"; {len(ranges)} run(s)"
+    )
+    if len(ranges) == 1:
+        ((first, last),) = ranges
+        select = f"key:{MARKET_BARS}+{stop}"
+        return [materialize_command(select, partition_range=f"{first}...{last}")]
+    bars = [
+        materialize_command(f"key:{MARKET_BARS}", partition_range=f"{first}...{last}")
+        for first, last in ranges
+    ]
+    return [*bars, materialize_command(f"key:{MARKET_FEATURES}+{stop}")]
 
 
 def resume_point(deployment: Deployment) -> str | None:
@@ -67,49 +239,35 @@ def resume_point(deployment: Deployment) -> str | None:
     earlier run left undone, or restarts the endpoint.
     """
     import dagster as dg
-    import mlflow
 
-    from resources.mlflow_policy import CHAMPION, REGISTERED_MODEL
-    from resources.serving import alive, read_deployment
+    from resources.mlflow_policy import CHAMPION
 
-    client = mlflow.MlflowClient(tracking_uri=deployment.mlflow_uri)
-    try:
-        champion = str(client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION).version)
-    except mlflow.exceptions.MlflowException:
-        return "trained_policy"
-    with dg.DagsterInstance.get() as instance:
-        bento = instance.get_latest_materialization_event(dg.AssetKey("policy_bento"))
+    resources = _resources(deployment)
+    champion = resources["registry"].version_for(CHAMPION)
+    if champion is None:
+        return TRAINED_POLICY
+    with _instance(deployment) as instance:
+        bento = instance.get_latest_materialization_event(dg.AssetKey(POLICY_BENTO))
     meta = bento.asset_materialization.metadata if bento and bento.asset_materialization else {}
     if "policy_version" not in meta or meta["policy_version"].value != champion:
-        return "policy_bento"
-    state = read_deployment(deployment.serving_root) or {}
-    serving = alive(state.get("bento_pid")) and alive(state.get("front_door_pid"))
-    if not serving or state.get("bento_tag") != meta["bento_tag"].value:
-        return "policy_deployment"
+        return POLICY_BENTO
+    if not resources["serving"].is_serving(meta["bento_tag"].value):
+        return POLICY_DEPLOYMENT
     return None
 
 
 def demo(deployment: Deployment, through: str | None = None) -> None:
     """The graph from the source's new months on; ``through`` stops at that asset."""
-    stop = f" and +key:{through}" if through else ""
-    todo = missing_partitions(deployment)
-    if todo:
-        print(f"market_bars: {len(todo)} new month(s), {todo[0]} .. {todo[-1]}, in one run")
-        _run_step(
-            materialize_command(
-                f"key:market_bars+{stop}", partition_range=f"{todo[0]}...{todo[-1]}"
-            )
-        )
-    elif through:
-        print("market_bars: every month of the source is already materialised")
-        _run_step(materialize_command(f"key:market_features+{stop}"))
-    else:
-        print("market_bars: every month of the source is already materialised")
-        start = resume_point(deployment)
-        if start is None:
-            print("the champion's bento is already serving")
+    steps = ingest_plan(deployment, through)
+    if not steps:
+        print(f"{MARKET_BARS}: every month of the source is already materialised, unchanged")
+        if through:
+            steps = [materialize_command(f"key:{MARKET_FEATURES}+ and +key:{through}")]
+        elif (start := resume_point(deployment)) is not None:
+            steps = [materialize_command(f"key:{start}+")]
         else:
-            _run_step(materialize_command(f"key:{start}+"))
+            print("the champion's bento is already serving")
+    run_steps(deployment, steps)
     port = os.environ.get("TRADEOPS_UI_PORT", "3001")
     print(
         "\nDone. Where to look:\n"
@@ -117,6 +275,7 @@ def demo(deployment: Deployment, through: str | None = None) -> None:
         f"  Dagster instance:                    {deployment.dagster_home}\n"
         f"  Datasets (Parquet, DVC workspace):   {deployment.datasets_root}\n"
         f"  DVC remote (every version):          {deployment.dvc_remote}\n"
+        f"  Run logs:                            {deployment.home / 'logs'}\n"
         "  Restore any version:                 tradeops data restore --version <md5> --out DIR\n"
         "  Audit trail:                         tradeops audit verify | tradeops audit export"
     )
@@ -129,26 +288,25 @@ def show_endpoint(deployment: Deployment) -> None:
     import httpx
     import polars as pl
 
-    from tradeops_assets.core.serving import request_for, required_bars
-    from tradeops_assets.core.sources import load_bars
+    from tradeops_assets.core.bundle import required_bars
+    from tradeops_assets.core.request import request_for
 
-    deployment.prepare_process()
-    bars = load_bars(deployment.market_source)
+    resources = _resources(deployment)
+    bars = resources["market_data"].bars()
     symbol = bars["symbol"][0]
-    recent = bars.filter(pl.col("symbol") == symbol).tail(required_bars(16) + 20)
+    recent = bars.filter(pl.col("symbol") == symbol).sort("timestamp").tail(required_bars(16) + 20)
     body = request_for(recent)
+    deployment.serving_root.mkdir(parents=True, exist_ok=True)
     example = deployment.serving_root / "example-request.json"
     example.write_text(json.dumps(body))
     url = f"http://127.0.0.1:{deployment.serve_port}"
-    token = os.environ["TRADEOPS_API_TOKEN"]
+    token = resources["secrets"].api_token()
     answer = httpx.post(
         f"{url}/predict", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     if answer.status_code != 200:
-        raise SystemExit(
-            f"tradeops demo: the endpoint answered {answer.status_code}: {answer.text}"
-        )
-    token_file = deployment.home / "keys" / "api_token"
+        raise StepFailedError(f"the endpoint answered {answer.status_code}: {answer.text}")
+    token_file = deployment.keys_root / "api_token"
     print(
         f"\nThe endpoint answers on {url}:\n  {answer.text}\n\nTry it:\n"
         f"  curl -s {url}/predict -H 'Content-Type: application/json' \\\n"
@@ -158,56 +316,46 @@ def show_endpoint(deployment: Deployment) -> None:
     )
 
 
-PROGRESS = re.compile(r"training: (\d+) steps, ([\d,]+) steps/s, ETA ([\d,]+) s")
-
-
 def progress_line(steps: int, total: int, rate: str, eta: str, width: int = 30) -> str:
     done = min(steps / total, 1.0) if total else 1.0
     bar = "#" * round(done * width) + "-" * (width - round(done * width))
     return f"[{bar}] {steps:,}/{total:,} steps  {rate} steps/s  ETA {eta} s"
 
 
-def train(timesteps: int, seeds: list[int]) -> None:
+def train(deployment: Deployment, timesteps: int, seeds: list[int]) -> None:
     """Materialises trained_policy through Dagster and draws its progress as a bar."""
-    config = {"ops": {"trained_policy": {"config": {"timesteps": timesteps, "seeds": seeds}}}}
-    cmd = materialize_command("trained_policy", config=config)
+    config = {"ops": {TRAINED_POLICY: {"config": {"timesteps": timesteps, "seeds": seeds}}}}
     tty = sys.stdout.isatty()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        log = []
-        for line in proc.stdout:  # type: ignore[union-attr]
-            log.append(line)
-            match = PROGRESS.search(line)
-            if match:
-                bar = progress_line(int(match[1]), timesteps, match[2], match[3])
-                print(f"\r{bar}" if tty else bar, end="" if tty else "\n", flush=True)
-    print()
-    if proc.returncode != 0:
-        sys.stderr.write("".join(log[-40:]))
-        raise SystemExit("tradeops train: trained_policy failed (the log's tail is above)")
+
+    def show(line: str) -> None:
+        match = PROGRESS.search(line)
+        if match:
+            bar = progress_line(int(match[1]), timesteps, match[2], match[3])
+            print(f"\r{bar}" if tty else bar, end="" if tty else "\n", flush=True)
+
+    try:
+        run_steps(deployment, [materialize_command(TRAINED_POLICY, config=config)], show)
+    finally:
+        print()
     print("trained_policy materialised; see the Dagster UI and MLflow for the run and the model")
 
 
 def restore(deployment: Deployment, md5: str, out: Path) -> None:
-    from resources import for_deployment
-
-    store = for_deployment(deployment)["datasets"]
-    path = store.restore(md5, out)
+    path = _resources(deployment)["datasets"].restore(md5, out)
     print(f"restored {md5} -> {path}")
 
 
 def audit(deployment: Deployment, action: str, out: Path | None) -> int:
-    from tradeops_assets.core.audit import AuditLog
-
-    log = AuditLog(deployment.home / "audit")
-    check = log.verify()
+    trail = _resources(deployment)["audit"]
+    check = trail.verify()
     if action == "verify":
         for problem in check.problems:
             print(f"tradeops audit: {problem}", file=sys.stderr)
         if not check.ok:
-            return 1
+            return EXIT_FAILED
         print(f"audit log intact: {check.records} records, head {check.head}")
         return 0
-    records = log.records()
+    records = trail.records()
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
     if out is None:
         sys.stdout.write(text)
@@ -217,27 +365,19 @@ def audit(deployment: Deployment, action: str, out: Path | None) -> int:
         print(f"exported {len(records)} records to {out}", file=sys.stderr)
     if not check.ok:
         print(f"tradeops audit: WARNING, verification fails: {check.problems[0]}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 
 def serve(deployment: Deployment, stop: bool) -> int:
     """``make serve``: the deployed bento in the foreground, or stop the background one."""
-    from resources import for_deployment
     from resources.serving import BENTOML, alive
 
-    deployment.prepare_process()
-    # Outside a Dagster run the resource's dg.EnvVar secrets are resolved here.
-    target = for_deployment(deployment)["serving"].model_copy(
-        update={
-            "api_token": os.environ["TRADEOPS_API_TOKEN"],
-            "public_key": os.environ["TRADEOPS_SIGNING_PUBLIC_KEY"],
-        }
-    )
+    target = _resources(deployment)["serving"]
     state = target.current()
     if state is None:
         print("tradeops serve: nothing deployed yet; run `make demo` first", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     running = alive(state.get("bento_pid")) or alive(state.get("front_door_pid"))
     if stop:
         target.stop()
@@ -257,13 +397,34 @@ def serve(deployment: Deployment, stop: bool) -> int:
     return 0  # pragma: no cover
 
 
+def init(deployment: Deployment) -> None:
+    """The setup step: the local instance's home and the dev secrets, created if missing."""
+    deployment.init()
+    _resources(deployment)["secrets"].api_token()
+    print(f"tradeops home ready: {deployment.home}")
+
+
+def ui(deployment: Deployment) -> int:
+    deployment.init()
+    port = os.environ.get("TRADEOPS_UI_PORT", "3001")
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", MODULE]
+    cmd += ["-h", "127.0.0.1", "-p", port]
+    os.execve(cmd[0], cmd, deployment.child_env())
+    return 0  # pragma: no cover
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tradeops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tradeops",
+        description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 done, 1 a step failed, 2 bad input or configuration, "
+        "3 refused by the promotion gate",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     dem = sub.add_parser("demo", help="materialise the graph on the configured source")
     dem.add_argument("--through", help="stop at this asset, e.g. market_features")
     tr = sub.add_parser("train", help="train a policy (trained_policy) with a progress bar")
-    tr.add_argument("--timesteps", type=int, default=65_536)
+    tr.add_argument("--timesteps", type=int, default=None, help="default: the training config's")
     tr.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     data = sub.add_parser("data", help="dataset versions").add_subparsers(
         dest="action", required=True
@@ -279,7 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("verify", help="recompute the chain; exit 1 on any edit or deletion")
     exp = aud.add_parser("export", help="every record as JSON lines, chain hashes included")
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    sub.add_parser("init", help="create the local instance and dev secrets (make env runs it)")
+    sub.add_parser("ui", help="the Dagster UI on the local instance (TRADEOPS_UI_PORT)")
     args = parser.parse_args(argv)
+    _hide_library_warnings()
     try:
         deployment = Deployment.from_env()
         if args.command == "demo":
@@ -289,12 +453,24 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "audit":
             return audit(deployment, args.action, getattr(args, "out", None))
         elif args.command == "train":
-            train(args.timesteps, [int(x) for x in args.seeds.split(",")])
+            timesteps = args.timesteps or TrainConfig().timesteps
+            train(deployment, timesteps, [int(x) for x in args.seeds.split(",")])
+        elif args.command == "init":
+            init(deployment)
+        elif args.command == "ui":
+            return ui(deployment)
         else:
             restore(deployment, args.version, args.out)
+    except Refused as refused:
+        print(f"\n{refused}")
+        print(f"tradeops: refused by the promotion gate (exit {EXIT_REFUSED})", file=sys.stderr)
+        return EXIT_REFUSED
+    except StepFailedError as failed:
+        print(f"\ntradeops: {failed}", file=sys.stderr)
+        return EXIT_FAILED
     except TradeopsError as exc:
         print(f"tradeops: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return 0
 
 

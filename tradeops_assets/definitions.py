@@ -1,17 +1,20 @@
-"""The code location: resolves the deployment once and merges every group's definitions."""
+"""The code location: resolves the deployment once and merges every group's definitions.
+
+Importing this module reads the environment and nothing else: it writes no file,
+sets no environment variable and reads no market data.
+"""
 
 import dagster as dg
 
 from resources import for_deployment
+from resources.deployment import Deployment
 from sensors import sensors
 from tradeops_assets.defs import evaluation, features, market_data, serving, training
-from tradeops_assets.deployment import Deployment
 
 DEPLOYMENT = Deployment.from_env()
-DEPLOYMENT.prepare_process()
 
 defs = dg.Definitions.merge(
-    market_data.defs(DEPLOYMENT),
+    market_data.defs,
     features.defs,
     training.defs,
     evaluation.defs,

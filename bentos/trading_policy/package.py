@@ -18,7 +18,8 @@ from typing import Any
 import bentoml
 import yaml
 
-from tradeops_assets.core import serving, signing
+from tradeops_assets.core import signing
+from tradeops_assets.core.bundle import PolicyBundle
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -39,11 +40,11 @@ def save_model(
 ) -> str:
     """Stores the bundle as a new version of model ``name``; returns its tag."""
     bundle_dir = Path(bundle_dir)
-    bundle = serving.PolicyBundle.load(bundle_dir)
+    bundle = PolicyBundle.load(bundle_dir)
     key = signing.load_private_key(private_key)
     metadata = {
         "lineage": bundle.lineage,
-        "env": bundle.config.get("env", {}),
+        "recipe": bundle.recipe.to_dict(),
         "symbols": sorted(bundle.symbols),
         "signing_key_id": signing.key_id(key.public_key()),
     }

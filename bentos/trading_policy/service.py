@@ -1,4 +1,4 @@
-"""The trading policy endpoint: a BentoML 1.4 service over ``core.serving``.
+"""The trading policy endpoint: a BentoML 1.4 service over ``core.request`` and ``core.decision``.
 
 ``/predict``, ``/predict_batch`` and ``/metadata`` are a small Starlette app
 mounted in the bento rather than ``@bentoml.api`` methods: BentoML's typed
@@ -8,16 +8,16 @@ traders need. The deployable is still a bento, and BentoML still provides
 ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics``, which stay open; every
 other path needs ``Authorization: Bearer $TRADEOPS_API_TOKEN``.
 
-Start-up refuses (the process exits, ``/readyz`` never answers) when the token or
-``TRADEOPS_SIGNING_PUBLIC_KEY`` is unset, when the policy bundle's signature does
-not verify, or when this code's features no longer match the bundle's.
+Start-up refuses (the process exits, ``/readyz`` never answers) when a setting is
+missing or bad (``settings.py`` names the variable), when the policy bundle's
+signature does not verify, or when this code's features no longer match the
+bundle's. Serving imports neither torch nor stable-baselines3.
 """
 
 import asyncio
 import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +31,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tradeops_assets.core import features, serving, signing
+from bentos.trading_policy.settings import ServeSettings, workers_from_env
+from tradeops_assets.core import decision, features, request, signing
+from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
 
@@ -42,13 +44,9 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger("tradeops.serving")
 
-MODEL_ENV = "TRADEOPS_POLICY_MODEL"
 DEFAULT_MODEL = "trading_policy:latest"
-TOKEN_ENV = "TRADEOPS_API_TOKEN"
-LOG_ENV = "TRADEOPS_PREDICTION_LOG"
 BUNDLE_DIR = "bundle"  # the signed bundle's folder inside the model-store entry
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
-MAX_BODY_BYTES = int(os.environ.get("TRADEOPS_MAX_BODY_BYTES", 64 * 1024 * 1024))
 
 _state: "_Serving | None" = None
 
@@ -69,15 +67,14 @@ class BearerAuth:
 
     def __init__(self, app) -> None:
         self.app = app
-        token = os.environ.get(TOKEN_ENV, "")
-        self._expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if self._expected is not None and hmac.compare_digest(given, self._expected):
+        expected = _state.expected_auth if _state is not None else None
+        if expected is not None and hmac.compare_digest(given, expected):
             await self.app(scope, receive, send)
             return
         body = b'{"error":"unauthorized","reason":"missing or wrong bearer token"}'
@@ -98,15 +95,19 @@ class BearerAuth:
 class _Serving:
     """What the handlers need, built once per worker by the service's ``__init__``."""
 
-    def __init__(self, bundle: serving.PolicyBundle, bento_tag: str, log: PredictionLog):
+    def __init__(
+        self, bundle: PolicyBundle, bento_tag: str, log: PredictionLog, settings: ServeSettings
+    ):
         self.bundle = bundle
         self.bento_tag = bento_tag
         self.version = bundle.version
         self.log = log
-        self.limits = serving.Limits.from_env()
-        self._pending: list[tuple[serving.ParsedRequest, asyncio.Future]] = []
+        self.settings = settings
+        self.expected_auth = f"Bearer {settings.api_token}".encode()
+        self.limits = request.Limits(max_bars=settings.max_bars, max_batch=settings.max_batch)
+        self._pending: list[tuple[request.ParsedRequest, asyncio.Future]] = []
 
-    def decide_soon(self, parsed: serving.ParsedRequest) -> asyncio.Future:
+    def decide_soon(self, parsed: request.ParsedRequest) -> asyncio.Future:
         """Coalesces the single requests that arrive in one event-loop turn into one batch.
 
         Nothing waits for company: the batch runs on the loop's next turn, so a lone
@@ -122,7 +123,7 @@ class _Serving:
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         try:
-            decisions = serving.decide_parsed(self.bundle, [p for p, _ in pending])
+            decisions = decision.decide_parsed(self.bundle, [p for p, _ in pending])
         except Exception as exc:
             for _, future in pending:
                 if not future.done():
@@ -132,7 +133,7 @@ class _Serving:
             if not future.done():
                 future.set_result((decisions, i))
 
-    def record(self, decisions: serving.Decisions, rows: list[int], started: float) -> list[str]:
+    def record(self, decisions: decision.Decisions, rows: list[int], started: float) -> list[str]:
         base = uuid.uuid4().hex
         ids = [f"{base}-{i}" for i in range(len(rows))] if len(rows) > 1 else [base]
         take = np.asarray(rows)
@@ -167,24 +168,25 @@ def _serving() -> _Serving:
     return _state
 
 
-async def _body(request: Request) -> Any:
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        raise RequestError("body", f"larger than {MAX_BODY_BYTES} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError("body", f"larger than {MAX_BODY_BYTES} bytes")
+async def _body(http: Request) -> Any:
+    limit = _serving().settings.max_body_bytes
+    if int(http.headers.get("content-length") or 0) > limit:
+        raise RequestError("body", f"larger than {limit} bytes")
+    raw = await http.body()
+    if len(raw) > limit:
+        raise RequestError("body", f"larger than {limit} bytes")
     try:
         return _loads(raw)
     except ValueError as exc:
         raise RequestError("body", f"is not valid JSON: {exc}") from None
 
 
-async def predict(request: Request) -> Response:
+async def predict(http: Request) -> Response:
     started = time.perf_counter()
     state = _serving()
     try:
-        payload = await _body(request)
-        parsed = serving.parse_request(payload, state.bundle, state.limits)
+        payload = await _body(http)
+        parsed = request.parse_request(payload, state.bundle, state.limits)
     except RequestError as exc:
         return _error(exc)
     decisions, row = await state.decide_soon(parsed)
@@ -192,19 +194,19 @@ async def predict(request: Request) -> Response:
     return _json(state.answer(decisions.targets[row], request_id))
 
 
-async def predict_batch(request: Request) -> Response:
+async def predict_batch(http: Request) -> Response:
     """Body: ``{"requests": [...]}`` or a bare list; one invalid request refuses the batch."""
     started = time.perf_counter()
     state = _serving()
     try:
-        payload = await _body(request)
+        payload = await _body(http)
         if isinstance(payload, dict):
             if set(payload) != {"requests"}:
                 raise RequestError("body", 'must be {"requests": [...]} or a list of requests')
             requests, path = payload["requests"], "requests"
         else:
             requests, path = payload, ""
-        decisions = serving.decide(state.bundle, requests, state.limits, path=path)
+        decisions = decision.decide(state.bundle, requests, state.limits, path=path)
     except RequestError as exc:
         return _error(exc)
     ids = state.record(decisions, list(range(len(decisions))), started)
@@ -220,9 +222,10 @@ async def metadata(_: Request) -> Response:
             "policy_version": state.version,
             "bento_tag": state.bento_tag,
             "lineage": bundle.lineage,
-            "env": bundle.config.get("env", {}),
+            "recipe": bundle.recipe.to_dict(),
+            "env": bundle.env.to_dict(),
             "symbols": sorted(bundle.symbols),
-            "feature_columns": list(bundle.config.get("feature_columns", [])),
+            "feature_columns": list(bundle.recipe.feature_columns),
             "min_bars": bundle.min_bars,
             "limits": {"max_bars": state.limits.max_bars, "max_batch": state.limits.max_batch},
         }
@@ -238,22 +241,15 @@ api = Starlette(
 )
 
 
-def _prediction_log_root() -> Path:
-    if root := os.environ.get(LOG_ENV):
-        return Path(root)
-    home = os.environ.get("TRADEOPS_HOME", str(Path.cwd() / ".tradeops"))
-    return Path(home) / "predictions"
-
-
-def _model_tag() -> str:
+def _model_tag(settings: ServeSettings) -> str:
     """The policy this bento was built with, not whatever model is newest in the store.
 
     BentoML serves a bento from its ``src`` folder and keeps models in the shared
     store, where ``trading_policy:latest`` moves with every build; the bento's own
     manifest names the one model it was built and signed with.
     """
-    if tag := os.environ.get(MODEL_ENV):
-        return tag
+    if settings.model_tag:
+        return settings.model_tag
     manifest = Path.cwd().parent / "bento.yaml"
     if bentoml.server_context.bento_version not in (None, "not available") and manifest.exists():
         models = yaml.safe_load(manifest.read_text()).get("models") or []
@@ -271,7 +267,7 @@ def _bento_tag() -> str:
 
 @bentoml.service(
     name="trading_policy",
-    workers=int(os.environ.get("TRADEOPS_SERVE_WORKERS", "1")),
+    workers=workers_from_env(),
     traffic={"timeout": 30},
     logging={"access": {"enabled": False}},
 )
@@ -279,17 +275,16 @@ def _bento_tag() -> str:
 class TradingPolicy:
     def __init__(self) -> None:
         global _state
-        if not os.environ.get(TOKEN_ENV):
-            raise ConfigError(f"{TOKEN_ENV} is not set: the endpoint will not serve without auth")
-        public_key = signing.public_key_from_env()
-        tag = _model_tag()
+        settings = ServeSettings.from_env()
+        public_key = signing.load_public_key(settings.public_key)
+        tag = _model_tag(settings)
         try:
             model = bentoml.models.get(tag)
         except bentoml.exceptions.NotFound as exc:
             raise ConfigError(f"policy model {tag!r} not in the BentoML store: {exc}") from exc
         bundle_dir = Path(model.path) / BUNDLE_DIR
         record = signing.verify_bundle(bundle_dir, public_key)
-        bundle = serving.PolicyBundle.load(bundle_dir)
+        bundle = PolicyBundle.load(bundle_dir)
         mismatch = features.feature_mismatch(features.self_check_bars())
         if mismatch > 1e-9:
             raise TradeopsError(
@@ -297,11 +292,11 @@ class TradingPolicy:
                 "tail_features in core/features.py must mirror compute_features"
             )
         self.log = PredictionLog(
-            _prediction_log_root(),
-            flush_rows=int(os.environ.get("TRADEOPS_PREDICTION_LOG_FLUSH_ROWS", "10000")),
-            flush_seconds=float(os.environ.get("TRADEOPS_PREDICTION_LOG_FLUSH_SECONDS", "5")),
+            settings.prediction_log,
+            flush_rows=settings.log_flush_rows,
+            flush_seconds=settings.log_flush_seconds,
         )
-        _state = _Serving(bundle, _bento_tag(), self.log)
+        _state = _Serving(bundle, _bento_tag(), self.log, settings)
         logger.info(
             "serving policy %s from %s (signed by key %s), bento %s, prediction log %s",
             bundle.version,

@@ -13,11 +13,15 @@ import httpx
 import polars as pl
 import pytest
 
+from bentos.trading_policy.settings import ServeSettings
+from resources.secrets import API_TOKEN, PUBLIC_KEY, SIGNING_KEY, DevSecrets
 from resources.serving import BentoProcess, bento_env, free_port, package_elsewhere
-from tradeops_assets.core import features, serving, signing, synthetic
-from tradeops_assets.core.env import EnvConfig
-from tradeops_assets.core.policy import NumpyPolicy
-from tradeops_assets.core.training import TrainConfig, train
+from tradeops_assets.core import features, signing, synthetic
+from tradeops_assets.core.bundle import write_bundle
+from tradeops_assets.core.market import EnvConfig
+from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
+from tradeops_assets.core.request import request_for as request_body
+from tradeops_assets.core.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-123"
@@ -38,7 +42,7 @@ class Served:
 
 
 def request_for(bars: pl.DataFrame, symbol: str, n: int, position: float = 0.0) -> dict:
-    return serving.request_for(bars.filter(pl.col("symbol") == symbol).head(n), position)
+    return request_body(bars.filter(pl.col("symbol") == symbol).head(n), position)
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +53,13 @@ def policy_bundle(tmp_path_factory) -> tuple[Path, pl.DataFrame]:
     config = TrainConfig(
         timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(episode_bars=64)
     )
-    stamps = frame["timestamp"].unique().sort()
-    result = train(frame, config, (stamps[0], stamps[int(len(stamps) * 0.7)]), root / "work")
-    bundle = serving.write_bundle(
+    recipe = PolicyRecipe.by_fraction(config, frame, "md5:test")
+    result = train(frame, config, recipe.train_window, root / "work")
+    bundle = write_bundle(
         root / "bundle",
-        NumpyPolicy.from_sb3(result.model),
+        config.spec.export(result.model),
         result.normaliser,
-        config.env,
+        recipe,
         {"model_version": "7", "data_version": "md5:test", "weights_hash": result.weights_hash},
         symbols=bars["symbol"].unique().to_list(),
     )
@@ -73,20 +77,26 @@ def bento_home(tmp_path_factory) -> Path:
 
 
 def server_env(bento_home: Path, public_key: str, log_dir: Path, **extra: str) -> dict:
-    return bento_env(
-        bento_home,
-        TOKEN,
-        public_key,
-        log_dir,
-        TRADEOPS_PREDICTION_LOG_FLUSH_SECONDS="0.2",
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
+    settings = ServeSettings(TOKEN, public_key, log_dir, log_flush_seconds=0.2)
+    return bento_env(bento_home, settings, PYTHONPATH=str(REPO), **extra)
+
+
+def secrets_of(keypair: signing.DevKeypair, root: Path) -> DevSecrets:
+    """Dev secrets holding this test's key pair and token, as the deployer reads them."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, value in (
+        (SIGNING_KEY, keypair.private_pem.decode()),
+        (PUBLIC_KEY, keypair.public_b64),
+        (API_TOKEN, TOKEN),
+    ):
+        (root / name).write_text(value)
+    return DevSecrets(root=str(root))
 
 
 def package(bento_home: Path, bundle: Path, key: signing.DevKeypair, tmp: Path, *args) -> dict:
-    env = server_env(bento_home, key.public_b64, tmp)
-    return package_elsewhere(bundle, key.private_pem, env, tmp, "--label", "model_version=7", *args)
+    return package_elsewhere(
+        bundle, key.private_pem, bento_home, tmp, "--label", "model_version=7", *args
+    )
 
 
 @pytest.fixture(scope="session")

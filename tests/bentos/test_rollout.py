@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from resources.serving import DeployError, LocalServing, alive, free_port
-from tests.bentos.conftest import TOKEN, package, request_for
+from tests.bentos.conftest import TOKEN, package, request_for, secrets_of
 from tradeops_assets.core import signing
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bento")]
@@ -31,8 +31,7 @@ def target(bento_home, keypair, tmp_path):
     serving = LocalServing(
         root=str(tmp_path / "serving"),
         port=free_port(),
-        api_token=TOKEN,
-        public_key=keypair.public_b64,
+        secrets=secrets_of(keypair, tmp_path / "keys"),
         prediction_log=str(tmp_path / "predictions"),
         bentoml_home=str(bento_home),
     )

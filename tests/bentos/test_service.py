@@ -278,9 +278,9 @@ def test_package_refuses_an_invalid_bundle(bento_home, keypair, tmp_path, policy
 def test_the_served_features_and_action_are_the_training_pipelines(served, policy_bundle, good):
     """Over real HTTP: what the service logs and answers is what training computes."""
     from tests.core.test_serving import pipeline_decision
-    from tradeops_assets.core import serving
+    from tradeops_assets.core.bundle import PolicyBundle
 
-    bundle = serving.PolicyBundle.load(policy_bundle[0])
+    bundle = PolicyBundle.load(policy_bundle[0])
     bars = served.bars.filter(pl.col("symbol") == SYMBOL).head(102)
     features, action = pipeline_decision(bundle, bars, 99, position=0.5)
     with served.client() as client:
@@ -288,5 +288,5 @@ def test_the_served_features_and_action_are_the_training_pipelines(served, polic
     assert body["target_position"] == pytest.approx(action, abs=1e-6)
     assert body["request_id"] in logged_ids(served, {body["request_id"]})
     row = read_log(served.log_dir).filter(pl.col("request_id") == body["request_id"])
-    served_features = row.select(list(bundle.config["feature_columns"])).to_numpy()[0]
+    served_features = row.select(list(bundle.recipe.feature_columns)).to_numpy()[0]
     assert served_features == pytest.approx(features, rel=1e-9, abs=1e-12)

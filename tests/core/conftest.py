@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from tradeops_assets.core import features
-from tradeops_assets.core.env import MarketArrays, Normaliser
+from tradeops_assets.core.market import MarketArrays, Normaliser
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,14 @@ import polars as pl
 import pytest
 
 from tradeops_assets.core import backtest
-from tradeops_assets.core.env import EnvConfig, TradingEnv, VecTradingEnv, step_accounting
+from tradeops_assets.core.env import TradingEnv, VecTradingEnv
 from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.market import EnvConfig, Normaliser, step_accounting
 from tradeops_assets.core.policy import NumpyPolicy
-from tradeops_assets.core.training import TrainConfig, make_model
+from tradeops_assets.core.recipe import TrainConfig
+from tradeops_assets.core.training import make_model
+from tradeops_assets.core.walk_forward import folds_of
+from tradeops_assets.core.windows import Window
 
 CONFIG = EnvConfig(window=8, episode_bars=32, fee_bps=1.0, slippage_bps=2.0)
 
@@ -18,8 +22,8 @@ CONFIG = EnvConfig(window=8, episode_bars=32, fee_bps=1.0, slippage_bps=2.0)
 @pytest.fixture(scope="module")
 def policy(arrays) -> NumpyPolicy:
     vec = VecTradingEnv(arrays, num_envs=2, config=CONFIG)
-    model = make_model(TrainConfig(env=CONFIG, n_envs=2, batch_size=512, seed=3), vec)
-    return NumpyPolicy.from_sb3(model)
+    config = TrainConfig(env=CONFIG, n_envs=2, batch_size=512, seed=3)
+    return config.spec.export(make_model(config, vec))
 
 
 def test_metrics_of_a_known_equity_curve():
@@ -79,7 +83,9 @@ def test_backtest_pays_what_the_env_pays_for_the_same_decisions(arrays, policy):
 
 
 def test_batched_backtest_equals_the_bar_by_bar_loop(arrays, policy):
-    book = backtest.book(arrays, CONFIG.window, (datetime(2015, 6, 1), datetime(2016, 1, 1)))
+    book = backtest.book(
+        arrays, CONFIG.window, Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    )
     assert (book.lengths > 0).all()
     batched = backtest.account(
         backtest.run_on_book(policy, book, CONFIG),
@@ -91,17 +97,19 @@ def test_batched_backtest_equals_the_bar_by_bar_loop(arrays, policy):
 
 
 def test_decision_bars_and_the_bars_that_pay_them_stay_inside_the_window(arrays):
-    span = (datetime(2015, 6, 1), datetime(2015, 9, 1))
+    span = Window(datetime(2015, 6, 1), datetime(2015, 8, 31))
     book = backtest.book(arrays, CONFIG.window, span)
     rows = book.rows()
-    assert arrays.timestamps[rows].min() >= np.datetime64(span[0])
-    assert arrays.timestamps[rows + 1].max() < np.datetime64(span[1])
+    assert arrays.timestamps[rows].min() >= np.datetime64("2015-06-01")
+    assert arrays.timestamps[rows + 1].max() <= np.datetime64("2015-08-31")
     with pytest.raises(ConfigError, match="no symbol has a decision bar"):
-        backtest.book(arrays, CONFIG.window, (datetime(2030, 1, 1), datetime(2031, 1, 1)))
+        backtest.book(arrays, CONFIG.window, Window(datetime(2030, 1, 1), datetime(2031, 1, 1)))
 
 
 def test_momentum_baseline_uses_no_future_close(feature_frame, arrays):
-    book = backtest.book(arrays, CONFIG.window, (datetime(2015, 6, 1), datetime(2016, 1, 1)))
+    book = backtest.book(
+        arrays, CONFIG.window, Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    )
     before = backtest.momentum_positions(feature_frame, book, CONFIG)
     cut = feature_frame.sort("symbol", "timestamp")["timestamp"][int(book.rows()[10])]
     poisoned = feature_frame.with_columns(
@@ -113,11 +121,10 @@ def test_momentum_baseline_uses_no_future_close(feature_frame, arrays):
 
 
 def test_backtest_prices_baselines_and_policies_alike(feature_frame, policy):
-    from tradeops_assets.core.env import Normaliser
     from tradeops_assets.core.features import FEATURE_COLUMNS
 
     normaliser = Normaliser.fit(feature_frame.select(FEATURE_COLUMNS).to_numpy())
-    span = (datetime(2015, 6, 1), datetime(2016, 1, 1))
+    span = Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
     result = backtest.backtest(
         feature_frame, span, CONFIG, {"challenger": backtest.TradedPolicy(policy, normaliser)}
     )
@@ -134,16 +141,32 @@ def test_backtest_prices_baselines_and_policies_alike(feature_frame, policy):
     assert curves["drawdown"].min() >= 0.0
 
 
-def test_walk_forward_folds_tile_the_tail_without_training_on_their_test():
-    first, last = datetime(2010, 1, 1), datetime(2020, 1, 1)
-    folds = backtest.walk_forward_folds(first, last, 4, 0.6, expanding=True)
-    assert folds[0].test[0] == first + (last - first) * 0.6
-    assert folds[-1].test[1] == last
-    for a, b in itertools.pairwise(folds):
-        assert a.test[1] == b.test[0]
-    assert all(f.train == (first, f.test[0]) for f in folds)
-    rolling = backtest.walk_forward_folds(first, last, 4, 0.6, expanding=False)
-    lengths = {f.train[1] - f.train[0] for f in rolling}
-    assert len(lengths) == 1
+def test_walk_forward_folds_tile_the_tail_on_bars_without_training_on_their_test():
+    days = np.arange(np.datetime64("2010-01-04"), np.datetime64("2020-01-01"))
+    stamps = days[np.is_busday(days)].astype("datetime64[us]")
+    as_bars = set(stamps.astype(datetime).tolist())
+    folds = folds_of(stamps, 4, 0.6, expanding=True)
+    assert len(folds) == 4
+    for fold in folds:
+        for moment in (fold.train.first, fold.train.last, fold.test.first, fold.test.last):
+            assert moment.replace(tzinfo=None) in as_bars  # every boundary is an actual bar
+        assert (
+            fold.train.first
+            == folds[0].train.first
+            == Window(stamps[0].item(), stamps[0].item()).first
+        )
+        following = int(
+            np.searchsorted(stamps, np.datetime64(fold.train.last.replace(tzinfo=None)))
+        )
+        assert stamps[following + 1] == np.datetime64(fold.test.first.replace(tzinfo=None))
+    assert folds[-1].test.last.replace(tzinfo=None) == stamps[-1].item()
+    for a, b in itertools.pairwise(folds):  # consecutive test windows, no bar shared or skipped
+        after = int(np.searchsorted(stamps, np.datetime64(a.test.last.replace(tzinfo=None))))
+        assert stamps[after + 1] == np.datetime64(b.test.first.replace(tzinfo=None))
+    sixty = stamps[0] + (stamps[-1] - stamps[0]) * 0.6
+    assert folds[0].test.first.replace(tzinfo=None) == stamps[stamps >= sixty][0].item()
+    rolling = folds_of(stamps, 4, 0.6, expanding=False)
+    spans = [(f.train.last - f.train.first).days for f in rolling]
+    assert max(spans) - min(spans) <= 4  # as long as the first fold's, to the nearest bar
     with pytest.raises(ConfigError, match="folds >= 1"):
-        backtest.walk_forward_folds(first, last, 0, 0.6, expanding=True)
+        folds_of(stamps, 0, 0.6, expanding=True)

@@ -5,14 +5,10 @@ import numpy as np
 import pytest
 from stable_baselines3.common.env_checker import check_env
 
-from tradeops_assets.core.env import (
-    EnvConfig,
-    MarketArrays,
-    TradingEnv,
-    VecTradingEnv,
-    step_accounting,
-)
+from tradeops_assets.core.env import TradingEnv, VecTradingEnv
 from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.market import EnvConfig, MarketArrays, step_accounting
+from tradeops_assets.core.windows import Window
 
 SMALL = EnvConfig(window=8, episode_bars=32)
 
@@ -89,17 +85,17 @@ def test_the_policy_never_sees_the_bar_after_its_decision(arrays):
 
 
 def test_training_span_bounds_every_rewarded_bar(arrays, feature_frame):
-    start, end = datetime(2015, 6, 1), datetime(2015, 9, 1)
+    span = Window(datetime(2015, 6, 1), datetime(2015, 8, 31))
     config = EnvConfig(window=8, episode_bars=10)
-    env = TradingEnv(arrays, config, span=(start, end))
+    env = TradingEnv(arrays, config, span=span)
     for seed in range(30):
         _, info = env.reset(seed=seed)
         first = arrays.timestamps[info["row"]]
         last_paid = arrays.timestamps[info["row"] + config.episode_bars]
-        assert first >= np.datetime64(start)
-        assert last_paid < np.datetime64(end)
+        assert first >= np.datetime64("2015-06-01")
+        assert last_paid <= np.datetime64("2015-08-31")
     with pytest.raises(ConfigError, match="no symbol has room"):
-        TradingEnv(arrays, EnvConfig(episode_bars=500), span=(start, end))
+        TradingEnv(arrays, EnvConfig(episode_bars=500), span=span)
 
 
 def test_vectorised_env_pays_each_episode_what_the_single_env_would(arrays):

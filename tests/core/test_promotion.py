@@ -1,8 +1,33 @@
 import copy
+from datetime import datetime
 
 import pytest
 
-from tradeops_assets.core.promotion import GateCriteria, judge
+from tradeops_assets.core import promotion
+from tradeops_assets.core.promotion import GateCriteria
+from tradeops_assets.core.summary import BacktestSummary, FoldResult
+from tradeops_assets.core.windows import Window
+
+YEAR = Window(datetime(2020, 1, 2), datetime(2020, 12, 31))
+
+
+def judge(report: dict, criteria: GateCriteria) -> promotion.Verdict:
+    """The gate on a summary written as the report's JSON would carry it."""
+    folds = tuple(
+        FoldResult(i, 0, YEAR, YEAR, f["sharpe"], f["max_drawdown"])
+        for i, f in enumerate(report["folds"])
+    )
+    summary = BacktestSummary(
+        challenger_version=report["challenger_version"],
+        champion_version=report["champion_version"],
+        challenger_run_id="run",
+        data_version="md5",
+        held_out=YEAR,
+        metrics=report["held_out"],
+        folds=folds,
+    )
+    assert BacktestSummary.from_json(summary.to_json()) == summary
+    return promotion.judge(summary, criteria)
 
 
 def metrics(sharpe, drawdown=0.05, turnover=50.0):

@@ -1,4 +1,5 @@
-"""core.serving: the served decision is the training pipeline's decision, and bad input is named."""
+"""core.bundle, core.request and core.decision: the served decision is the training pipeline's
+decision, and bad input is named."""
 
 import copy
 from datetime import UTC, datetime
@@ -7,30 +8,34 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tradeops_assets.core import features, sample, serving, signing
-from tradeops_assets.core.env import EnvConfig, MarketArrays, Normaliser, TradingEnv, VecTradingEnv
+from tradeops_assets.core import features, sample, signing
+from tradeops_assets.core.bundle import PolicyBundle, required_bars, write_bundle
+from tradeops_assets.core.decision import decide, decide_one
+from tradeops_assets.core.env import TradingEnv, VecTradingEnv
 from tradeops_assets.core.errors import BundleError, RequestError, SignatureError
-from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.market import EnvConfig, MarketArrays, Normaliser
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, read_log
-from tradeops_assets.core.training import TrainConfig, make_model
+from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
+from tradeops_assets.core.request import Limits, request_for
+from tradeops_assets.core.training import make_model
 
 WINDOW = 16
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, synthetic_bars, arrays) -> serving.PolicyBundle:
+def bundle(tmp_path_factory, synthetic_bars, arrays, feature_frame) -> PolicyBundle:
     config = TrainConfig(n_envs=2, batch_size=64, env=EnvConfig(window=WINDOW, episode_bars=32))
     model = make_model(config, VecTradingEnv(arrays, 2, config.env))
-    raw = features.compute_features(synthetic_bars).select(features.FEATURE_COLUMNS).to_numpy()
-    directory = serving.write_bundle(
+    raw = feature_frame.select(features.FEATURE_COLUMNS).to_numpy()
+    directory = write_bundle(
         tmp_path_factory.mktemp("bundle"),
-        NumpyPolicy.from_sb3(model),
+        config.spec.export(model),
         Normaliser.fit(raw),
-        config.env,
+        PolicyRecipe.by_fraction(config, feature_frame),
         {"model_version": "1"},
         symbols=synthetic_bars["symbol"].unique().to_list(),
     )
-    return serving.PolicyBundle.load(directory)
+    return PolicyBundle.load(directory)
 
 
 def pipeline_decision(
@@ -55,12 +60,12 @@ def test_served_decision_equals_the_training_pipeline(bundle, synthetic_bars, le
     for symbol in synthetic_bars["symbol"].unique().sort():
         bars = synthetic_bars.filter(pl.col("symbol") == symbol)
         expected.append(pipeline_decision(bundle, bars.head(length + 2), length - 1, position))
-        requests.append(serving.request_for(bars.head(length), position))
-    decisions = serving.decide(bundle, requests)
+        requests.append(request_for(bars.head(length), position))
+    decisions = decide(bundle, requests)
     for i, (feats, action) in enumerate(expected):
         np.testing.assert_allclose(decisions.features[i], feats, rtol=1e-9, atol=1e-12)
         assert decisions.targets[i] == pytest.approx(action, abs=1e-6)
-    one = serving.decide_one(bundle, requests[0])
+    one = decide_one(bundle, requests[0])
     assert one.targets[0] == pytest.approx(expected[0][1], abs=1e-6)
 
 
@@ -72,17 +77,17 @@ def test_numpy_features_match_core_features_on_real_and_degenerate_bars(syntheti
 
 def test_required_bars_is_what_compute_features_needs_for_one_window(synthetic_bars, bundle):
     bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000")
-    need = serving.required_bars(WINDOW)
+    need = required_bars(WINDOW)
     assert features.compute_features(bars.head(need)).height == WINDOW
     assert features.compute_features(bars.head(need - 1)).height == WINDOW - 1
     with pytest.raises(RequestError) as err:
-        serving.decide_one(bundle, serving.request_for(bars.head(need - 1), 0.0))
+        decide_one(bundle, request_for(bars.head(need - 1), 0.0))
     assert err.value.field == "bars"
 
 
 def test_timestamps_accept_iso_with_offsets_and_epoch_seconds(bundle, synthetic_bars):
     bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(80)
-    base = serving.request_for(bars, 0.0)
+    base = request_for(bars, 0.0)
     epoch = copy.deepcopy(base)
     offset = copy.deepcopy(base)
     for bar, e, o in zip(base["bars"], epoch["bars"], offset["bars"], strict=True):
@@ -90,25 +95,25 @@ def test_timestamps_accept_iso_with_offsets_and_epoch_seconds(bundle, synthetic_
         e["timestamp"] = moment.timestamp()
         o["timestamp"] = moment.astimezone().isoformat()
         bar["timestamp"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    stamps = [serving.decide_one(bundle, r).bar_timestamps_us[0] for r in (base, epoch, offset)]
+    stamps = [decide_one(bundle, r).bar_timestamps_us[0] for r in (base, epoch, offset)]
     expected = int(bars["timestamp"][-1].replace(tzinfo=UTC).timestamp() * 1e6)
     assert stamps == [expected] * 3
 
 
 def test_batch_errors_name_the_request_and_limits_apply(bundle, synthetic_bars):
-    good = serving.request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
+    good = request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
     bad = copy.deepcopy(good)
     bad["bars"][4]["high"] = float("nan")
     with pytest.raises(RequestError) as err:
-        serving.decide(bundle, [good, bad], path="requests")
+        decide(bundle, [good, bad], path="requests")
     assert (err.value.field, err.value.reason) == (
         "requests[1].bars[4].high",
         "must be finite, got nan",
     )
     with pytest.raises(RequestError, match="at most 1 requests"):
-        serving.decide(bundle, [good, good], serving.Limits(max_batch=1))
+        decide(bundle, [good, good], Limits(max_batch=1))
     with pytest.raises(RequestError, match="at most 85 bars"):
-        serving.decide_one(bundle, good, serving.Limits(max_bars=85))
+        decide_one(bundle, good, Limits(max_bars=85))
 
 
 def test_bundle_refuses_features_it_was_not_trained_on(bundle, tmp_path):
@@ -116,14 +121,14 @@ def test_bundle_refuses_features_it_was_not_trained_on(bundle, tmp_path):
     import shutil
 
     shutil.copytree(bundle.path, tmp_path / "b")
-    config = json.loads((tmp_path / "b" / "config.json").read_text())
-    config["feature_columns"] = config["feature_columns"][:-1]
-    (tmp_path / "b" / "config.json").write_text(json.dumps(config))
+    recipe = json.loads((tmp_path / "b" / "recipe.json").read_text())
+    recipe["feature_columns"] = recipe["feature_columns"][:-1]
+    (tmp_path / "b" / "recipe.json").write_text(json.dumps(recipe))
     with pytest.raises(BundleError, match="trained on features"):
-        serving.PolicyBundle.load(tmp_path / "b")
+        PolicyBundle.load(tmp_path / "b")
 
 
-def test_signature_detects_tampering_and_foreign_keys(bundle, tmp_path, monkeypatch):
+def test_signature_detects_tampering_and_foreign_keys(bundle, tmp_path):
     import shutil
 
     directory = shutil.copytree(bundle.path, tmp_path / "b")
@@ -139,9 +144,6 @@ def test_signature_detects_tampering_and_foreign_keys(bundle, tmp_path, monkeypa
     (directory / "lineage.json").write_text('{"model_version": "forged"}')
     with pytest.raises(SignatureError, match="modified after signing"):
         signing.verify_bundle(directory, key.public_b64)
-    monkeypatch.delenv(signing.PUBLIC_KEY_ENV, raising=False)
-    with pytest.raises(SignatureError, match="is not set"):
-        signing.public_key_from_env()
 
 
 def test_prediction_log_writes_date_partitions_on_close(tmp_path):

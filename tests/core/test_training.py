@@ -8,11 +8,13 @@ from datetime import datetime
 
 import pytest
 
-from tradeops_assets.core.env import EnvConfig
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.training import CHECKPOINT, TrainConfig, train
+from tradeops_assets.core.market import EnvConfig
+from tradeops_assets.core.recipe import TrainConfig
+from tradeops_assets.core.training import CHECKPOINT, train
+from tradeops_assets.core.windows import Window
 
-SPAN = (datetime(2015, 4, 1), datetime(2016, 1, 1))
+SPAN = Window(datetime(2015, 4, 1), datetime(2015, 12, 31))
 QUICK = TrainConfig(
     timesteps=4096, n_envs=8, n_steps=128, batch_size=256, env=EnvConfig(window=8, episode_bars=64)
 )
@@ -29,10 +31,10 @@ def test_same_inputs_same_weights_other_seed_other_weights(feature_frame, tmp_pa
 
 
 def test_normalisation_is_fitted_on_the_training_window_only(feature_frame, tmp_path):
-    from tradeops_assets.core.training import fit_normaliser
+    from tradeops_assets.core.market import fit_normaliser
 
-    early = fit_normaliser(feature_frame, datetime(2015, 6, 1))
-    late = fit_normaliser(feature_frame, datetime(2015, 12, 1))
+    early = fit_normaliser(feature_frame, Window(datetime(2015, 4, 1), datetime(2015, 6, 1)))
+    late = fit_normaliser(feature_frame, Window(datetime(2015, 4, 1), datetime(2015, 12, 1)))
     assert (early.mean != late.mean).any()
 
 
@@ -61,12 +63,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(
         import polars as pl
         from datetime import datetime
         from pathlib import Path
-        from tradeops_assets.core.env import EnvConfig
-        from tradeops_assets.core.training import TrainConfig, train
+        from tradeops_assets.core.market import EnvConfig
+        from tradeops_assets.core.recipe import TrainConfig
+        from tradeops_assets.core.training import train
+        from tradeops_assets.core.windows import Window
         config = TrainConfig(timesteps=16384, n_envs=8, n_steps=128, batch_size=256,
                              checkpoint_every=2048, env=EnvConfig(window=8, episode_bars=64))
         train(pl.read_parquet({str(frame_path)!r}), config,
-              (datetime(2015, 4, 1), datetime(2016, 1, 1)), Path({str(workdir)!r}))
+              Window(datetime(2015, 4, 1), datetime(2015, 12, 31)), Path({str(workdir)!r}))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 300

@@ -2,6 +2,7 @@ import polars as pl
 import pytest
 
 from tests.corruptions import CORRUPTIONS, ROW
+from tradeops_assets.core.calendars import ALWAYS_OPEN, CalendarChoice
 from tradeops_assets.core.validation import RULES, ValidationPolicy, validate_bars
 
 
@@ -48,8 +49,11 @@ def test_schema_rule_catches_missing_columns_and_wrong_dtypes(synthetic_bars):
 def test_thresholds_are_policy_not_code(synthetic_bars):
     spiky = CORRUPTIONS["bars_no_jumps"](synthetic_bars)
     assert "bars_no_jumps" not in failed(spiky, ValidationPolicy(max_abs_log_return=1.0))
-    weekends = ValidationPolicy(max_gap_ratio=2.0)  # a weekend is 3x the daily spacing
-    assert "bars_no_gaps" in failed(synthetic_bars, weekends)
+    # On the wall clock a weekend is 3x the daily spacing; on the bars' own 24x5 calendar it
+    # is no gap at all, and a threshold of 2 still lets every weekend through.
+    wall_clock = ValidationPolicy(max_gap_ratio=2.0, calendars=CalendarChoice(ALWAYS_OPEN))
+    assert "bars_no_gaps" in failed(synthetic_bars, wall_clock)
+    assert "bars_no_gaps" not in failed(synthetic_bars, ValidationPolicy(max_gap_ratio=2.0))
 
 
 def test_validation_never_changes_the_data(synthetic_bars):

@@ -1,17 +1,20 @@
 import itertools
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
-from tests.graph import ASSET_CHAIN
+from resources.deployment import Deployment
 from tradeops_assets.core.validation import RULES
-from tradeops_assets.defs.evaluation.checks import PROMOTION_GATE
 from tradeops_assets.defs.features import checks as feature_checks
 from tradeops_assets.defs.market_data.checks import BAR_CHECK_NAMES
-from tradeops_assets.deployment import Deployment
+from tradeops_assets.keys import CHAIN, GROUP_OF, MARKET_MONTHS, PROMOTION_GATE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +24,74 @@ def defs() -> dg.Definitions:
     from tradeops_assets.definitions import defs
 
     return defs
+
+
+IMPORT_PROBE = """
+import os, sys
+import dagster, mlflow, polars, torch, stable_baselines3, gymnasium, httpx  # libraries' own
+before = dict(os.environ)
+from tradeops_assets.definitions import defs
+changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+print("CHANGED", changed)
+defs.resolve_asset_graph()
+"""
+
+
+def _snapshot(*roots: Path) -> set[str]:
+    return {str(p) for root in roots if root.exists() for p in root.rglob("*")}
+
+
+def test_importing_definitions_writes_no_file_and_sets_no_variable(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "TRADEOPS_HOME": str(home)}
+    for name in ("DAGSTER_HOME", "BENTOML_HOME", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    before = _snapshot(REPO, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "CHANGED []" in done.stdout, done.stdout
+    assert not home.exists()
+    created = _snapshot(REPO, tmp_path) - before
+    assert not {p for p in created if "__pycache__" not in p}, created
+
+
+LOADS_WITHOUT_READING = """
+import sys
+from tradeops_assets.core import sources, vendor
+
+def refuse(*args, **kwargs):
+    raise RuntimeError("the market source was read while loading the code location")
+
+for name in ("load_sample",):
+    setattr(sources.sample, name, refuse)
+vendor.read_vendor_file = vendor.list_vendor_files = refuse
+sources.load_bars = refuse
+sources.DirectorySource.bars = sources.SampleSource.bars = sources.SyntheticSource.bars = refuse
+from tradeops_assets.definitions import defs
+graph = defs.resolve_asset_graph()
+print(len(list(graph.get_all_asset_keys())), "assets")
+"""
+
+
+@pytest.mark.parametrize("source", ["vendor-folder", "sample", "synthetic:symbols=500,bars=100000"])
+def test_definitions_load_without_reading_the_market_source(tmp_path, source):
+    if source == "vendor-folder":
+        folder = tmp_path / "vendor"
+        folder.mkdir()
+        (folder / "AAPL.csv").write_text("not,a,valid\nvendor,file\n")
+        source = str(folder)
+    env = {**os.environ, "TRADEOPS_HOME": str(tmp_path / "home"), "TRADEOPS_MARKET_SOURCE": source}
+    done = subprocess.run(
+        [sys.executable, "-c", LOADS_WITHOUT_READING],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "7 assets" in done.stdout
 
 
 def test_workspace_and_pyproject_name_the_same_code_location():
@@ -42,7 +113,7 @@ def test_workspace_and_pyproject_name_the_same_code_location():
 def test_asset_graph_names_groups_and_lineage(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    chain = ASSET_CHAIN
+    chain = CHAIN
     assert keys == set(chain)
     for parent, child in itertools.pairwise(chain):
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys
@@ -57,7 +128,9 @@ def test_asset_graph_names_groups_and_lineage(defs):
     assert feats.parent_keys == {dg.AssetKey("market_bars")}
     assert bars.code_version
     assert feats.code_version
-    assert isinstance(bars.partitions_def, dg.MonthlyPartitionsDefinition)
+    assert all(graph.get(dg.AssetKey(k)).group_name == GROUP_OF[k] for k in chain)
+    assert isinstance(bars.partitions_def, dg.DynamicPartitionsDefinition)
+    assert bars.partitions_def.name == MARKET_MONTHS
     assert bars.backfill_policy == dg.BackfillPolicy.single_run()
     assert "Adj Close" in bars.description
 
@@ -76,13 +149,29 @@ def test_every_check_is_blocking_and_named(defs):
     assert all(spec.blocking for spec in specs.values())
 
 
-def test_partitions_span_exactly_the_sample_history():
-    from tradeops_assets.defs.market_data.partitions import market_partitions
+def test_months_to_ingest_are_the_sample_history_then_only_what_changes():
+    from resources.market_data import month_digests
+    from tradeops_assets.core import sample
+    from tradeops_assets.defs.market_data.partitions import add_months, plan_months
 
-    sample = Deployment.from_env({"TRADEOPS_MARKET_SOURCE": "sample"})
-    keys = market_partitions(sample).get_partition_keys()
-    assert keys[0] == "2009-05-01"  # GOOGL starts 2009-05-22
-    assert keys[-1] == "2018-08-01"  # and ends 2018-08-29
+    bars = sample.load_sample()
+    digests = month_digests(bars)
+    with dg.DagsterInstance.ephemeral() as instance:
+        plan = plan_months(instance, digests)
+        assert plan.new[0] == "2009-05-01"  # GOOGL starts 2009-05-22
+        assert plan.new[-1] == "2018-08-01"  # and ends 2018-08-29
+        assert plan.changed == []
+        add_months(instance, plan)
+        again = plan_months(instance, digests)
+        assert again.new == []
+        assert again.todo == plan.new  # added but never ingested: still to do
+    moved = bars.with_columns(
+        close=pl.when(pl.col("timestamp") == pl.col("timestamp").max())
+        .then(pl.col("close") * 1.01)
+        .otherwise(pl.col("close"))
+    )
+    changed = {m for m, d in month_digests(moved).items() if digests[m] != d}
+    assert changed == {"2018-08-01"}  # a corrected last bar changes its month's digest only
 
 
 def test_unknown_deployment_and_bad_source_are_refused_clearly(tmp_path):
@@ -90,9 +179,11 @@ def test_unknown_deployment_and_bad_source_are_refused_clearly(tmp_path):
 
     with pytest.raises(ConfigError, match="TRADEOPS_ENV='staging'"):
         Deployment.from_env({"TRADEOPS_ENV": "staging"})
+    from resources.market_data import MarketDataResource
+
     bad = Deployment.from_env({"TRADEOPS_MARKET_SOURCE": str(tmp_path / "nope")})
     with pytest.raises(ConfigError, match="neither 'sample'"):
-        bad.source()
+        MarketDataResource(source=bad.market_source).bars()
 
 
 def test_the_default_source_is_the_demo_market_and_the_serving_port_is_checked():
@@ -105,16 +196,25 @@ def test_the_default_source_is_the_demo_market_and_the_serving_port_is_checked()
         Deployment.from_env({"TRADEOPS_SERVE_PORT": "http"})
 
 
-def test_local_secrets_are_created_once_owner_only_and_never_override(tmp_path):
-    deployment = Deployment.from_env({"TRADEOPS_HOME": str(tmp_path)})
-    first: dict[str, str] = {}
-    deployment.prepare_process(first)
-    again: dict[str, str] = {}
-    deployment.prepare_process(again)
-    assert first["TRADEOPS_API_TOKEN"] == again["TRADEOPS_API_TOKEN"]
-    assert first["TRADEOPS_SIGNING_KEY"].startswith("-----BEGIN PRIVATE KEY-----")
-    assert first["BENTOML_HOME"] == str(tmp_path / "bentoml")
-    assert all((p.stat().st_mode & 0o777) == 0o600 for p in (tmp_path / "keys").iterdir())
-    given = {"TRADEOPS_API_TOKEN": "from-the-secret-store"}
-    deployment.prepare_process(given)
-    assert given["TRADEOPS_API_TOKEN"] == "from-the-secret-store"
+def test_dev_secrets_are_created_lazily_once_owner_only_and_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resources.secrets import DevSecrets
+    from tradeops_assets.core import signing
+
+    keys = tmp_path / "keys"
+    secrets = DevSecrets(root=str(keys))
+    assert not keys.exists()  # nothing until a resource asks
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(lambda _: DevSecrets(root=str(keys)).api_token(), range(8)))
+    assert len(tokens) == 1
+    assert len(next(iter(tokens))) >= 32
+    assert secrets.signing_key().startswith("-----BEGIN PRIVATE KEY-----")
+    files = [p for p in keys.iterdir() if not p.name.startswith(".")]
+    assert {p.name for p in files} == {"api_token", "signing_key", "signing_public_key"}
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in files)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "f").write_text("x")
+    signing.sign_bundle(bundle, secrets.signing_key())
+    assert signing.verify_bundle(bundle, secrets.public_key())  # the pair belongs together

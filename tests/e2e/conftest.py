@@ -1,6 +1,5 @@
 """Runs the real Dagster CLI against a real local instance, as an engineer would."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,9 +10,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from resources.deployment import Deployment
 from resources.serving import free_port, stop_deployment
 from tradeops_assets.cli import materialize_command
-from tradeops_assets.deployment import SECRET_ENVS
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -26,17 +25,21 @@ class Pipeline:
     serve_port: int = field(default_factory=free_port)
 
     @property
+    def deployment(self) -> Deployment:
+        return Deployment(
+            name="local", home=self.home, market_source=self.source, serve_port=self.serve_port
+        )
+
+    @property
     def env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "TRADEOPS_HOME": str(self.home),
-            "DAGSTER_HOME": str(self.home / "dagster"),
-            "TRADEOPS_MARKET_SOURCE": self.source,
-            "TRADEOPS_SERVE_PORT": str(self.serve_port),
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-        }
-        for name in ("MLFLOW_TRACKING_URI", "BENTOML_HOME", *SECRET_ENVS):
-            env.pop(name, None)  # each pipeline's own, from its TRADEOPS_HOME
+        """What the tradeops CLI derives for itself, as the Dagster CLI gets it from the CLI.
+
+        MLFLOW_TRACKING_URI stays poisoned (tests/conftest.py): every MLflow call must
+        name the pipeline's own store.
+        """
+        env = self.deployment.child_env()
+        for name in ("BENTOML_HOME", "TRADEOPS_API_TOKEN", "TRADEOPS_SIGNING_KEY"):
+            env.pop(name, None)
         return env
 
     @property

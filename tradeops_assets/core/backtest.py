@@ -14,22 +14,22 @@ cheap (BENCHMARKS.md, backtest_bars_per_s).
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 
-from tradeops_assets.core import training
-from tradeops_assets.core.env import (
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.market import (
     EnvConfig,
     MarketArrays,
     Normaliser,
     decision_rows,
     step_accounting,
 )
-from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
+from tradeops_assets.core.windows import Window
 
 BUY_AND_HOLD, FLAT, MOMENTUM, CHAMPION, CHALLENGER = (
     "buy_and_hold",
@@ -39,6 +39,7 @@ BUY_AND_HOLD, FLAT, MOMENTUM, CHAMPION, CHALLENGER = (
     "challenger",
 )
 BASELINES = (BUY_AND_HOLD, FLAT, MOMENTUM)
+MOMENTUM_LOOKBACK = 20
 PORTFOLIO = "portfolio"
 METRICS = (
     "total_return",
@@ -56,10 +57,18 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class TradedPolicy:
+class Traded(Protocol):
     """A policy as the backtest trades it: its decision and the scaling it was trained with."""
 
+    @property
+    def policy(self) -> NumpyPolicy: ...
+
+    @property
+    def normaliser(self) -> Normaliser: ...
+
+
+@dataclass(frozen=True)
+class TradedPolicy:
     policy: NumpyPolicy
     normaliser: Normaliser
 
@@ -86,7 +95,7 @@ class Book:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
 
-def book(arrays: MarketArrays, window: int, span: tuple) -> Book:
+def book(arrays: MarketArrays, window: int, span: Window) -> Book:
     """Decision bars inside ``span``, by the env's rule (``env.decision_rows``)."""
     first, last = decision_rows(arrays, window, span)
     result = Book(arrays, first, np.maximum(first, last))
@@ -95,7 +104,7 @@ def book(arrays: MarketArrays, window: int, span: tuple) -> Book:
     return result
 
 
-def run_policy(traded: TradedPolicy, frame: pl.DataFrame, config: EnvConfig, span) -> np.ndarray:
+def run_policy(traded: Traded, frame: pl.DataFrame, config: EnvConfig, span: Window) -> np.ndarray:
     """The policy's positions on every decision bar, all symbols stepped together.
 
     The observation at bar t is the env's: ``window`` scaled feature rows up to t and
@@ -133,7 +142,7 @@ def run_on_book(
 
 
 def momentum_positions(
-    frame: pl.DataFrame, positions_of: Book, config: EnvConfig, lookback: int = 20
+    frame: pl.DataFrame, positions_of: Book, config: EnvConfig, lookback: int = MOMENTUM_LOOKBACK
 ) -> np.ndarray:
     """Long after a rise over ``lookback`` bars, short after a fall: the classic trend rule."""
     signal = (
@@ -268,13 +277,13 @@ class Backtest:
 
 def backtest(
     frame: pl.DataFrame,
-    span: tuple,
+    span: Window,
     config: EnvConfig,
-    policies: dict[str, TradedPolicy],
-    momentum_lookback: int = 20,
+    policies: dict[str, Traded],
+    momentum_lookback: int = MOMENTUM_LOOKBACK,
 ) -> Backtest:
     """Trades ``policies`` and the baselines on the decision bars of ``span``."""
-    base = MarketArrays.from_features(frame, Normaliser(np.zeros(1), np.ones(1)))
+    base = MarketArrays.from_features(frame, Normaliser.identity())
     positions_of = book(base, config.window, span)
     strategies: dict[str, np.ndarray] = {}
     for name, traded in policies.items():
@@ -350,36 +359,6 @@ def _summary(name: str, symbol: str, part: pl.DataFrame, bars_per_year: int) -> 
     }
 
 
-@dataclass(frozen=True)
-class Fold:
-    train: tuple
-    test: tuple
-
-
-def walk_forward_folds(first, last, folds: int, first_test_fraction: float, expanding: bool):
-    """``folds`` consecutive test windows tiling history from ``first_test_fraction`` on.
-
-    Each fold trains on what precedes its test window: all of it (expanding) or a
-    window as long as the first fold's (rolling). No test window overlaps another, so
-    every bar is judged once, and no fold trains on its own test bars.
-    """
-    if folds < 1 or not 0 < first_test_fraction < 1:
-        raise ConfigError(
-            f"walk-forward needs folds >= 1 and 0 < first_test_fraction < 1, got "
-            f"{folds} folds from {first_test_fraction}"
-        )
-    length = last - first
-    test_start = first + length * first_test_fraction
-    step = (last - test_start) / folds
-    train_length = test_start - first
-    out = []
-    for i in range(folds):
-        start = test_start + step * i
-        train_start = first if expanding else start - train_length
-        out.append(Fold((train_start, start), (start, start + step)))
-    return out
-
-
 def per_bar_loop(
     policy: NumpyPolicy,
     arrays: MarketArrays,
@@ -400,38 +379,3 @@ def per_bar_loop(
             pnl.append(step)
             held = target
     return np.asarray(pnl)
-
-
-def walk_forward(
-    frame: pl.DataFrame,
-    folds: list[Fold],
-    configs: list,
-    workdir,
-    momentum_lookback: int = 20,
-    report=None,
-) -> list[dict]:
-    """Retrains the recipe (one ``TrainConfig`` per seed) on each fold and tests it out of sample.
-
-    Returns one row per (fold, seed): the Sharpe of the retrained policy and of every
-    baseline on that fold's test window, and the policy's max drawdown there.
-    """
-    rows = []
-    for index, fold in enumerate(folds):
-        for config in configs:
-            result = training.train(
-                frame, config, fold.train, Path(workdir) / f"fold-{index}" / f"seed-{config.seed}"
-            )
-            traded = TradedPolicy(NumpyPolicy.from_sb3(result.model), result.normaliser)
-            test = backtest(frame, fold.test, config.env, {CHALLENGER: traded}, momentum_lookback)
-            row = {
-                "fold": index,
-                "seed": config.seed,
-                "train": [str(fold.train[0]), str(fold.train[1])],
-                "test": [str(fold.test[0]), str(fold.test[1])],
-                "sharpe": {s: test.metric(s, "sharpe") for s in test.strategies},
-                "max_drawdown": test.metric(CHALLENGER, "max_drawdown"),
-            }
-            if report is not None:
-                report(row)
-            rows.append(row)
-    return rows

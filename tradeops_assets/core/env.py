@@ -1,177 +1,33 @@
-"""The trading simulation a policy learns in, single and vectorised.
+"""The trading simulation a policy learns in, single and vectorised (Gymnasium and SB3).
 
-One step: the policy sees the last ``window`` feature rows of one symbol up to
-bar t plus its current position, and chooses a target position in
-[-1, 1]. The trade fills at bar t's close plus slippage and fees, both charged
-in basis points of the traded fraction; the reward is the new position times
-the next bar's log return, minus those costs and any borrow on a short. Nothing
-after bar t is ever visible at step t. The observation holds nothing a trader
-cannot send the serving endpoint (recent bars and a position), so a served
-decision is the backtested one.
-
-The single env (`TradingEnv`) and the vectorised one (`VecTradingEnv`, many
-(symbol, offset) episodes per numpy call) share `step_accounting`, so they
-cannot disagree on a fill, a fee or a reward.
+The execution rule, the observation and the accounting live in ``core/market.py``
+(numpy only, shared with the backtest and the endpoint); this module wraps them
+as environments. ``TradingEnv`` runs one episode at a time and passes Gymnasium's
+``check_env``; ``VecTradingEnv`` steps many (symbol, offset) episodes in one numpy
+call. Both call ``step_accounting``, so they cannot disagree on a fill, a fee or
+a reward, and both see nothing after the decision bar.
 """
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import polars as pl
 from stable_baselines3.common.vec_env import VecEnv
 
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.features import FEATURE_COLUMNS
-from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
-
-OBS_CLIP = 10.0
-DISCRETE_POSITIONS = np.array([-1.0, 0.0, 1.0])  # short, flat, long
-RewardKind = Literal["log_return", "drawdown_penalty", "differential_sharpe"]
-
-
-@dataclass(frozen=True)
-class EnvConfig:
-    window: int = 16
-    episode_bars: int = 256
-    fee_bps: float = 1.0
-    slippage_bps: float = 2.0
-    max_position: float = 1.0
-    borrow_bps_per_year: float = 0.0
-    bars_per_year: int = 252
-    reward: RewardKind = "log_return"
-    drawdown_penalty: float = 0.5
-    sharpe_eta: float = 0.01
-    discrete: bool = False
-
-    def __post_init__(self) -> None:
-        if self.window < 1 or self.episode_bars < 1:
-            raise ConfigError(f"env needs window >= 1 and episode_bars >= 1, got {self}")
-        if not 0 < self.max_position <= 1:
-            raise ConfigError(f"max_position must be in (0, 1], got {self.max_position}")
-        if self.reward not in ("log_return", "drawdown_penalty", "differential_sharpe"):
-            raise ConfigError(f"unknown reward '{self.reward}'")
-
-    @property
-    def cost_per_unit(self) -> float:
-        return (self.fee_bps + self.slippage_bps) / 1e4
-
-    @property
-    def borrow_per_bar(self) -> float:
-        return self.borrow_bps_per_year / 1e4 / self.bars_per_year
-
-
-@dataclass(frozen=True)
-class Normaliser:
-    """Feature scaling fitted on the training window only, and saved with the policy."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, features: np.ndarray) -> "Normaliser":
-        std = features.std(axis=0)
-        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0))
-
-    def apply(self, features: np.ndarray) -> np.ndarray:
-        scaled = (features - self.mean) / self.std
-        return np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "Normaliser":
-        return cls(np.asarray(data["mean"]), np.asarray(data["std"]))
-
-
-@dataclass(frozen=True)
-class MarketArrays:
-    """Every symbol's rows back to back: scaled features and the next bar's log return."""
-
-    features: np.ndarray  # float32 [rows, n_features], scaled
-    next_return: np.ndarray  # float64 [rows]; log(close[t+1] / close[t]), 0 on a symbol's last row
-    starts: np.ndarray  # int64 [symbols]: first row of each symbol
-    ends: np.ndarray  # int64 [symbols]: one past the last row
-    symbols: tuple[str, ...]
-    timestamps: np.ndarray = field(repr=False)
-
-    @classmethod
-    def from_features(cls, frame: pl.DataFrame, normaliser: Normaliser) -> "MarketArrays":
-        frame = frame.sort(SYMBOL, TIMESTAMP)
-        counts = frame.group_by(SYMBOL, maintain_order=True).len()
-        ends = np.cumsum(counts["len"].to_numpy()).astype(np.int64)
-        starts = ends - counts["len"].to_numpy()
-        nxt = frame.select(
-            (pl.col("close").shift(-1) / pl.col("close")).log().over(SYMBOL).fill_null(0.0)
-        ).to_series()
-        raw = frame.select(FEATURE_COLUMNS).to_numpy()
-        return cls(
-            features=np.ascontiguousarray(normaliser.apply(raw)),
-            next_return=nxt.to_numpy().astype(np.float64),
-            starts=starts,
-            ends=ends,
-            symbols=tuple(counts[SYMBOL].to_list()),
-            timestamps=frame[TIMESTAMP].to_numpy(),
-        )
-
-    @property
-    def n_features(self) -> int:
-        return self.features.shape[1]
-
-
-def step_accounting(
-    position: np.ndarray | float,
-    target: np.ndarray | float,
-    next_return: np.ndarray | float,
-    config: EnvConfig,
-) -> tuple[Any, Any]:
-    """(P&L in log-return units, costs) of moving to ``target`` and holding it one bar.
-
-    Plain operators only, so one definition runs at full speed on Python floats (the
-    single env) and on numpy arrays (the vectorised env).
-    """
-    short = (abs(target) - target) * 0.5
-    cost = config.cost_per_unit * abs(target - position) + config.borrow_per_bar * short
-    return target * next_return - cost, cost
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Training windows are UTC instants; a naive datetime is read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _np_utc(moment: datetime) -> np.datetime64:
-    return np.datetime64(as_utc(moment).replace(tzinfo=None), "us")
-
-
-def decision_rows(
-    arrays: MarketArrays, window: int, span: tuple[Any, Any] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per symbol, the rows [first, last) a policy may decide on.
-
-    A decision at row t needs ``window`` rows up to t and the next bar, whose return
-    pays it. With ``span = (start, end)`` the decision bar and that next bar both lie
-    inside [start, end); the observation window may reach back before ``start``, which
-    is the past and allowed. Training episodes and backtests share this rule.
-    """
-    first = arrays.starts + window - 1
-    last = arrays.ends - 1
-    if span is not None:
-        first_in, end_in = [], []
-        for s, e in zip(arrays.starts, arrays.ends, strict=True):
-            stamps = arrays.timestamps[s:e]
-            first_in.append(s + np.searchsorted(stamps, _np_utc(span[0])))
-            end_in.append(s + np.searchsorted(stamps, _np_utc(span[1])))
-        first = np.maximum(first, np.asarray(first_in))
-        last = np.minimum(last, np.asarray(end_in) - 1)
-    return first, last
+from tradeops_assets.core.market import (
+    DISCRETE_POSITIONS,
+    OBS_CLIP,
+    EnvConfig,
+    MarketArrays,
+    decision_rows,
+    step_accounting,
+)
+from tradeops_assets.core.windows import Window
 
 
 def _episode_bounds(
-    arrays: MarketArrays, config: EnvConfig, span: tuple[Any, Any] | None
+    arrays: MarketArrays, config: EnvConfig, span: Window | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per symbol, the rows [lo, hi) an episode may start on: its every bar a decision row."""
     lo, last = decision_rows(arrays, config.window, span)
@@ -194,7 +50,7 @@ class TradingEnv(gym.Env):
         self,
         arrays: MarketArrays,
         config: EnvConfig | None = None,
-        span: tuple[Any, Any] | None = None,
+        span: Window | None = None,
     ) -> None:
         self.arrays = arrays
         self.config = config or EnvConfig()
@@ -287,7 +143,7 @@ class VecTradingEnv(VecEnv):
         arrays: MarketArrays,
         num_envs: int,
         config: EnvConfig | None = None,
-        span: tuple[Any, Any] | None = None,
+        span: Window | None = None,
     ) -> None:
         self.arrays = arrays
         self.config = config or EnvConfig()

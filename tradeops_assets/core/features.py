@@ -199,11 +199,16 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     return compute_features_lazy(bars.lazy()).collect()
 
 
-def look_ahead_mismatches(bars: pl.DataFrame, cut: int, atol: float = 1e-12) -> int:
+def look_ahead_mismatches(
+    bars: pl.DataFrame, cut: int, rtol: float = 1e-9, atol: float = 1e-12
+) -> int:
     """Cells that change when the last ``cut`` bars of every symbol are removed.
 
     A causal feature computed on truncated history equals the prefix of the same
-    feature on the full history; any difference means a feature peeks ahead.
+    feature on the full history; any difference means a feature peeks ahead. Equal
+    means equal up to rounding, scaled to the value (``atol + rtol * |value|``): the
+    column-wide exponential averages carry a previous symbol's state in, and a
+    truncated neighbour shifts that state by a few ulps, which is not look-ahead.
     """
     full = compute_features(bars)
     truncated_bars = bars.filter(pl.int_range(pl.len()).over(SYMBOL) < pl.len().over(SYMBOL) - cut)
@@ -212,7 +217,12 @@ def look_ahead_mismatches(bars: pl.DataFrame, cut: int, atol: float = 1e-12) -> 
     if joined.height != truncated.height:
         return truncated.height
     diffs = [
-        ((pl.col(c) - pl.col(f"{c}_full")).abs() > atol).fill_null(True).sum()
+        (
+            (pl.col(c) - pl.col(f"{c}_full")).abs()
+            > atol + rtol * pl.max_horizontal(pl.col(c).abs(), pl.col(f"{c}_full").abs())
+        )
+        .fill_null(True)
+        .sum()
         for c in FEATURE_COLUMNS
     ]
     return int(joined.select(pl.sum_horizontal(diffs)).item())

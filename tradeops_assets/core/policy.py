@@ -14,8 +14,8 @@ from typing import Literal
 
 import numpy as np
 
-from tradeops_assets.core.env import DISCRETE_POSITIONS
 from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.market import DISCRETE_POSITIONS
 
 Head = Literal["clip", "tanh", "argmax"]
 ACTIVATIONS = {
@@ -75,22 +75,13 @@ class NumpyPolicy:
         return np.clip(x[:, 0], -1.0, 1.0).astype(np.float64)
 
     @classmethod
-    def from_sb3(cls, model) -> "NumpyPolicy":
-        """Exports the actor of a trained SB3 PPO, A2C, SAC or DQN model."""
+    def from_modules(cls, modules: list, head: Head) -> "NumpyPolicy":
+        """Exports a torch actor (Linear layers and activations, input to output) to numpy.
+
+        ``core.algorithms`` knows which modules of each algorithm's policy form its actor.
+        """
         import torch
 
-        policy = model.policy
-        if hasattr(policy, "mlp_extractor"):  # PPO, A2C
-            modules = [*policy.mlp_extractor.policy_net, policy.action_net]
-            head: Head = "clip"
-        elif hasattr(policy, "actor") and hasattr(policy.actor, "mu"):  # SAC
-            modules = [*policy.actor.latent_pi, policy.actor.mu]
-            head = "tanh"
-        elif hasattr(policy, "q_net"):  # DQN
-            modules = list(policy.q_net.q_net)
-            head = "argmax"
-        else:
-            raise ConfigError(f"cannot export a {type(policy).__name__} to numpy")
         weights, biases, activations = [], [], []
         for module in modules:
             if isinstance(module, torch.nn.Linear):

@@ -12,6 +12,7 @@ silently.
 from dataclasses import asdict, dataclass
 
 from tradeops_assets.core.backtest import BASELINES, CHALLENGER, CHAMPION
+from tradeops_assets.core.summary import BacktestSummary
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Verdict:
             "criteria": [asdict(c) for c in self.criteria],
         }
 
+    @property
+    def failed(self) -> tuple[Criterion, ...]:
+        return tuple(c for c in self.criteria if not c.passed)
+
     def markdown(self) -> str:
         lines = ["| criterion | value | threshold | verdict | why |", "|---|---|---|---|---|"]
         for c in self.criteria:
@@ -61,13 +66,9 @@ class Verdict:
         return "\n".join(lines)
 
 
-def judge(summary: dict, criteria: GateCriteria) -> Verdict:
-    """Judges a backtest summary (``backtest_report``'s report.json) against ``criteria``.
-
-    ``summary["held_out"]`` maps strategy to portfolio metrics; ``summary["folds"]`` lists
-    per (fold, seed) the challenger's and each baseline's Sharpe.
-    """
-    held = summary["held_out"]
+def judge(summary: BacktestSummary, criteria: GateCriteria) -> Verdict:
+    """Judges ``backtest_report``'s summary against ``criteria``."""
+    held = summary.metrics
     mine = held[CHALLENGER]
     out: list[Criterion] = []
     for baseline in BASELINES:
@@ -93,7 +94,7 @@ def judge(summary: dict, criteria: GateCriteria) -> Verdict:
                 need,
                 ok,
                 f"held-out Sharpe {mine['sharpe']:.3f} {'>' if ok else 'does not beat'} champion "
-                f"v{summary.get('champion_version')} {held[CHAMPION]['sharpe']:.3f} "
+                f"v{summary.champion_version} {held[CHAMPION]['sharpe']:.3f} "
                 f"+ margin {criteria.champion_margin:.3f}",
             )
         )
@@ -107,9 +108,9 @@ def judge(summary: dict, criteria: GateCriteria) -> Verdict:
                 "no champion yet: the first policy is judged against the baselines only",
             )
         )
-    folds = summary["folds"]
+    folds = summary.folds
     wins = [
-        f["sharpe"][CHALLENGER] > max(f["sharpe"][b] for b in BASELINES) + criteria.baseline_margin
+        f.sharpe[CHALLENGER] > max(f.sharpe[b] for b in BASELINES) + criteria.baseline_margin
         for f in folds
     ]
     rate = sum(wins) / len(wins) if wins else 0.0
@@ -123,7 +124,7 @@ def judge(summary: dict, criteria: GateCriteria) -> Verdict:
             f"(needs {criteria.min_fold_win_rate:.0%})",
         )
     )
-    worst = max([mine["max_drawdown"], *(f["max_drawdown"] for f in folds)])
+    worst = max([mine["max_drawdown"], *(f.max_drawdown for f in folds)])
     out.append(
         Criterion(
             "max_drawdown",
@@ -144,3 +145,42 @@ def judge(summary: dict, criteria: GateCriteria) -> Verdict:
         )
     )
     return Verdict(all(c.passed for c in out), tuple(out))
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """A verdict bound to the exact report it judged (by SHA-256) and the limits it applied."""
+
+    verdict: Verdict
+    report_sha256: str
+    challenger_version: str
+    champion_version: str | None
+    criteria: GateCriteria
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @property
+    def reason(self) -> str:
+        return self.verdict.reason
+
+    def to_dict(self) -> dict:
+        return {
+            **self.verdict.as_dict(),
+            "report_sha256": self.report_sha256,
+            "challenger_version": self.challenger_version,
+            "champion_version": self.champion_version,
+            "gate": asdict(self.criteria),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GateDecision":
+        criteria = tuple(Criterion(**c) for c in data["criteria"])
+        return cls(
+            verdict=Verdict(bool(data["passed"]), criteria),
+            report_sha256=str(data["report_sha256"]),
+            challenger_version=str(data["challenger_version"]),
+            champion_version=data["champion_version"],
+            criteria=GateCriteria(**data["gate"]),
+        )

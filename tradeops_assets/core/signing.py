@@ -3,8 +3,8 @@
 A bundle is signed where it is built and verified where it is served, so a file
 swapped in the model store, the bento or a container image stops the endpoint
 from starting. The signature travels inside the bundle (``signature.json``); the
-key that verifies it must not: it comes from the deployment
-(``TRADEOPS_SIGNING_PUBLIC_KEY``), because a key shipped next to the files it
+key that verifies it must not: it comes from the deployment (the serving
+settings), because a key shipped next to the files it
 vouches for proves nothing.
 """
 
@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from tradeops_assets.core.errors import SignatureError
 
 SIGNATURE_FILE = "signature.json"
-PUBLIC_KEY_ENV = "TRADEOPS_SIGNING_PUBLIC_KEY"
 ALGORITHM = "ed25519-sha256-dir-v1"
 
 
@@ -101,16 +99,6 @@ def load_public_key(material: bytes | str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError(f"signing public key must be Ed25519, got {type(key).__name__}")
     return key
-
-
-def public_key_from_env(env: str = PUBLIC_KEY_ENV) -> Ed25519PublicKey:
-    value = os.environ.get(env, "").strip()
-    if not value:
-        raise SignatureError(
-            f"{env} is not set: the endpoint verifies the policy bundle against it and "
-            "will not serve an unverified policy"
-        )
-    return load_public_key(value)
 
 
 @dataclass(frozen=True)

@@ -9,57 +9,26 @@ and finishes at the same total step count.
 
 import hashlib
 import os
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import polars as pl
 import torch
-from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from tradeops_assets.core.env import EnvConfig, MarketArrays, Normaliser, VecTradingEnv, as_utc
+from tradeops_assets.core.env import VecTradingEnv
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.features import FEATURE_COLUMNS
-from tradeops_assets.core.schemas import TIMESTAMP
+from tradeops_assets.core.market import MarketArrays, Normaliser, fit_normaliser
+from tradeops_assets.core.recipe import TrainConfig
+from tradeops_assets.core.schemas import SYMBOL
+from tradeops_assets.core.windows import Window
 
-Algorithm = Literal["PPO", "A2C", "SAC", "DQN"]
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "A2C": A2C, "SAC": SAC, "DQN": DQN}
 CHECKPOINT = "checkpoint.zip"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    algorithm: Algorithm = "PPO"
-    timesteps: int = 100_000
-    n_envs: int = 32
-    learning_rate: float = 3e-4
-    net_arch: tuple[int, ...] = (64, 64)
-    seed: int = 0
-    n_steps: int = 256
-    # Five passes of 2048-sample minibatches: 2.4x PPO's default throughput on 2 cores with
-    # no loss in validation return on the sample (BENCHMARKS.md, ppo_steps_per_s).
-    batch_size: int = 2048
-    n_epochs: int = 5
-    checkpoint_every: int = 20_000
-    env: EnvConfig = field(default_factory=EnvConfig)
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(f"algorithm '{self.algorithm}' not in {sorted(ALGORITHMS)}")
-        if self.algorithm == "DQN" and not self.env.discrete:
-            raise ConfigError("DQN needs the discrete env: set env.discrete=True")
-        if self.algorithm in ("SAC",) and self.env.discrete:
-            raise ConfigError("SAC needs the continuous env: set env.discrete=False")
-        if self.timesteps < 1 or self.n_envs < 1:
-            raise ConfigError(f"timesteps and n_envs must be >= 1, got {self}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -147,54 +116,38 @@ def save_atomically(model: BaseAlgorithm, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fit_normaliser(frame: pl.DataFrame, train_end) -> Normaliser:
-    """Feature scaling from the training window only: validation data never leaks into it."""
-    train_end = as_utc(train_end)
-    train = frame.filter(pl.col(TIMESTAMP) < train_end).select(FEATURE_COLUMNS).to_numpy()
-    if len(train) == 0:
-        raise ConfigError(f"no feature rows before the training window's end {train_end}")
-    return Normaliser.fit(train)
-
-
 def make_model(config: TrainConfig, env: VecTradingEnv) -> BaseAlgorithm:
-    algo = ALGORITHMS[config.algorithm]
     kwargs: dict = {
         "learning_rate": config.learning_rate,
         "seed": config.seed,
         "device": "cpu",
         "verbose": 0,
         "policy_kwargs": {"net_arch": list(config.net_arch)},
+        **config.spec.kwargs(config),
     }
-    if config.algorithm == "PPO":
-        kwargs |= {
-            "n_steps": config.n_steps,
-            "batch_size": config.batch_size,
-            "n_epochs": config.n_epochs,
-        }
-    elif config.algorithm == "A2C":
-        kwargs |= {"n_steps": max(config.n_steps // 32, 5)}
-    else:
-        kwargs |= {"batch_size": min(config.batch_size, 256), "learning_starts": 1_000}
-    return algo("MlpPolicy", env, **kwargs)
+    return config.spec.sb3_class()("MlpPolicy", env, **kwargs)
 
 
 def train(
     frame: pl.DataFrame,
     config: TrainConfig,
-    span: tuple,
+    window: Window,
     workdir: Path,
     report: Callable[[int, float, float], None] | None = None,
 ) -> TrainResult:
-    """Trains on ``frame`` (market_features) inside ``span``; resumes from workdir's checkpoint."""
+    """Trains on ``frame`` (market_features) inside ``window``; resumes from workdir's checkpoint.
+
+    Feature scaling is fitted on the window's rows only, so nothing later leaks into it.
+    """
     torch.use_deterministic_algorithms(True)
-    normaliser = fit_normaliser(frame, span[1])
+    normaliser = fit_normaliser(frame, window)
     arrays = MarketArrays.from_features(frame, normaliser)
-    env = VecTradingEnv(arrays, config.n_envs, config.env, span=span)
+    env = VecTradingEnv(arrays, config.n_envs, config.env, span=window)
     env.seed(config.seed)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / CHECKPOINT
     if checkpoint.exists():
-        model = ALGORITHMS[config.algorithm].load(checkpoint, env=env, device="cpu")
+        model = config.spec.sb3_class().load(checkpoint, env=env, device="cpu")
         resumed_from = model.num_timesteps
     else:
         model, resumed_from = make_model(config, env), 0
@@ -216,7 +169,7 @@ def evaluate(
     frame: pl.DataFrame,
     normaliser: Normaliser,
     config: TrainConfig,
-    span: tuple,
+    window: Window,
     episodes: int = 64,
 ) -> float:
     """Mean log return per episode of the deterministic policy on out-of-sample episodes.
@@ -224,13 +177,12 @@ def evaluate(
     Episodes shrink to fit the window (a short validation window still gets judged).
     """
     arrays = MarketArrays.from_features(frame, normaliser)
-    lo, hi = as_utc(span[0]), as_utc(span[1])
-    in_window = frame.filter((pl.col(TIMESTAMP) >= lo) & (pl.col(TIMESTAMP) < hi))
-    longest = int(in_window.group_by("symbol").len()["len"].max() or 0) - 1
+    in_window = frame.filter(window.contains())
+    longest = int(in_window.group_by(SYMBOL).len()["len"].max() or 0) - 1
     if longest < 1:
-        raise ConfigError(f"no symbol has two bars in the evaluation window {span}")
+        raise ConfigError(f"no symbol has two bars in the evaluation window {window}")
     env_config = replace(config.env, episode_bars=min(config.env.episode_bars, longest))
-    env = VecTradingEnv(arrays, episodes, env_config, span=span)
+    env = VecTradingEnv(arrays, episodes, env_config, span=window)
     env.seed(config.seed + 10_000)
     obs, total = env.reset(), np.zeros(episodes)
     for _ in range(env_config.episode_bars):
@@ -238,3 +190,65 @@ def evaluate(
         obs, rewards, _, _ = env.step(action)
         total += rewards
     return float(total.mean())
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    seed: int
+    result: TrainResult
+    validation_return: float
+    workdir: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.workdir / CHECKPOINT
+
+
+@dataclass(frozen=True)
+class SeedSweep:
+    """One policy per seed, each judged on the validation window; the best one is registered."""
+
+    runs: tuple[SeedRun, ...]
+
+    @property
+    def best(self) -> SeedRun:
+        return max(self.runs, key=lambda run: run.validation_return)
+
+    def spread(self) -> dict[str, float]:
+        scores = [run.validation_return for run in self.runs]
+        return {
+            "mean": statistics.fmean(scores),
+            "min": min(scores),
+            "max": max(scores),
+            "stdev": statistics.pstdev(scores),
+        }
+
+
+def sweep_seeds(
+    frame: pl.DataFrame,
+    config: TrainConfig,
+    seeds: tuple[int, ...],
+    training: Window,
+    validation: Window,
+    workdir_for: Callable[[int], Path],
+    report: Callable[[str], None] = lambda _: None,
+) -> SeedSweep:
+    """Trains ``config`` once per seed on ``training`` and scores each on ``validation``.
+
+    ``workdir_for(seed)`` is where a seed checkpoints; a re-executed run passes the same
+    folders, so each seed resumes where it was killed.
+    """
+    if not seeds:
+        raise ConfigError("train at least one seed")
+    runs = []
+    for seed in seeds:
+        seeded = replace(config, seed=seed)
+
+        def progress(steps: int, rate: float, eta: float) -> None:
+            report(f"training: {steps} steps, {rate:,.0f} steps/s, ETA {eta:,.0f} s")
+
+        result = train(frame, seeded, training, workdir_for(seed), progress)
+        score = evaluate(result.model, frame, result.normaliser, seeded, validation)
+        report(f"seed {seed}: weights {result.weights_hash[:12]}, validation {score:+.4f}")
+        runs.append(SeedRun(seed, result, score, workdir_for(seed)))
+    return SeedSweep(tuple(runs))

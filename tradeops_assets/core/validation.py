@@ -13,6 +13,7 @@ import pandera.polars as pa
 import polars as pl
 
 from tradeops_assets.core import schemas
+from tradeops_assets.core.calendars import CalendarChoice, trading_gaps
 from tradeops_assets.core.schemas import PRICE_COLUMNS, SYMBOL, TIMESTAMP
 
 _ROW = "__row"
@@ -21,16 +22,20 @@ SAMPLE_ROWS = 5
 
 @dataclass(frozen=True)
 class ValidationPolicy:
-    """Thresholds a data engineer tunes per market; defaults suit daily equity/FX bars.
+    """Thresholds a data engineer tunes per market, and the calendars gaps are measured on.
 
-    ``max_gap_ratio``: a gap between consecutive bars of one symbol larger than this
-    multiple of that symbol's median bar spacing is a hole in the data (weekends are
-    3x, long holidays 4-5x on daily bars). ``max_abs_log_return``: a single-bar move
-    larger than this (0.4 = +49% / -33%) is far likelier a bad print than a market move.
+    ``max_gap_ratio``: a gap between consecutive bars of one symbol longer than this
+    multiple of its median bar spacing is a hole in the data. Both are measured in
+    open-market time on the symbol's trading calendar (``core.calendars``), so a
+    weekend or an exchange holiday is no gap and hourly FX bars pass as daily ones
+    do; 7 lets a week of missing daily sessions through and nothing longer.
+    ``max_abs_log_return``: a single-bar move larger than this (0.4 = +49% / -33%) is
+    far likelier a bad print than a market move.
     """
 
     max_gap_ratio: float = 7.0
     max_abs_log_return: float = 0.4
+    calendars: CalendarChoice = field(default_factory=CalendarChoice)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class RuleResult:
     sample: pl.DataFrame = field(repr=False)
     rows: pl.Series = field(repr=False, default_factory=lambda: pl.Series([], dtype=pl.UInt32))
     """Positions of the offending rows in the data as delivered; all rows if not evaluated."""
+    details: dict = field(default_factory=dict)
+    """What the verdict was measured against (the gap rule: each symbol's calendar)."""
 
     @property
     def message(self) -> str:
@@ -56,6 +63,7 @@ class Rule:
     description: str
     find: Callable[[pl.DataFrame, ValidationPolicy], pl.Series]
     """Returns the positions (row numbers in the data as delivered) that break the rule."""
+    explain: Callable[[pl.DataFrame, ValidationPolicy], dict] | None = None
 
     def evaluate(self, bars: pl.DataFrame, policy: ValidationPolicy) -> RuleResult:
         if self.name != SCHEMA_RULE and not _schema_ok(bars):
@@ -76,6 +84,7 @@ class Rule:
             failing_rows=len(rows),
             sample=sample if sample is not None else bars.head(0).with_row_index(_ROW),
             rows=rows,
+            details=self.explain(bars, policy) if self.explain else {},
         )
 
 
@@ -138,11 +147,28 @@ def _sorted_view(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def _gaps(bars: pl.DataFrame, policy: ValidationPolicy) -> pl.Series:
-    view = _sorted_view(bars).with_columns(
-        gap=pl.col(TIMESTAMP).diff().over(SYMBOL).dt.total_microseconds()
+    view = _sorted_view(bars)
+    gaps, _ = trading_gaps(view, policy.calendars)
+    view = view.with_columns(gaps.alias("gap")).with_columns(
+        median_gap=pl.col("gap").filter(pl.col("gap") > 0).median().over(SYMBOL)
     )
-    view = view.with_columns(median_gap=pl.col("gap").median().over(SYMBOL))
     return view.filter(pl.col("gap") > pl.col("median_gap") * policy.max_gap_ratio).get_column(_ROW)
+
+
+def calendars_used(bars: pl.DataFrame, policy: ValidationPolicy) -> dict[str, dict[str, str]]:
+    """Each symbol's trading calendar, and whether it was named or inferred from the bars."""
+    _, used = trading_gaps(_sorted_view(bars), policy.calendars)
+    return {
+        "calendars": {
+            symbol: {
+                "calendar": calendar.name,
+                "chosen": "inferred (auto)"
+                if policy.calendars.name_for(symbol).lower() == "auto"
+                else "configured",
+            }
+            for symbol, calendar in used.items()
+        }
+    }
 
 
 def _jumps(bars: pl.DataFrame, policy: ValidationPolicy) -> pl.Series:
@@ -171,8 +197,10 @@ RULES: tuple[Rule, ...] = (
     Rule("bars_sorted", "timestamps increase within each symbol in the order delivered", _unsorted),
     Rule(
         "bars_no_gaps",
-        "no gap between bars beyond max_gap_ratio x the symbol's median spacing",
+        "no gap between bars beyond max_gap_ratio x the symbol's median spacing, "
+        "both in open-market time on the symbol's trading calendar",
         _gaps,
+        calendars_used,
     ),
     Rule("bars_no_jumps", "no single-bar |log return| beyond max_abs_log_return", _jumps),
 )

@@ -1,14 +1,12 @@
-import json
-
 import dagster as dg
 
 from resources.audit import AuditTrail
 from resources.reports import ReportStore
 from tradeops_assets.core import promotion
-from tradeops_assets.defs.evaluation.assets import BACKTEST_REPORT, GATE_JSON, latest_report
+from tradeops_assets.core.promotion import GateDecision
+from tradeops_assets.defs.evaluation.assets import latest_report
 from tradeops_assets.defs.evaluation.config import GateConfig
-
-PROMOTION_GATE = "promotion_gate"
+from tradeops_assets.keys import BACKTEST_REPORT, PROMOTION_GATE
 
 
 @dg.asset_check(
@@ -24,48 +22,38 @@ def promotion_gate(
 ) -> dg.AssetCheckResult:
     store: ReportStore = context.resources.reports
     audit: AuditTrail = context.resources.audit
-    report = latest_report(context)
-    summary = store.read_json(report)
-    verdict = promotion.judge(summary, config.criteria())
-    decision = {
-        **verdict.as_dict(),
-        "report_sha256": store.digest(report),
-        "challenger_version": summary["challenger_version"],
-        "champion_version": summary["champion_version"],
-        "gate": config.model_dump(),
-    }
-    (report.parent / GATE_JSON).write_text(json.dumps(decision, indent=2))
+    location = latest_report(context)
+    report, sha256 = store.read(location)
+    decision = GateDecision(
+        verdict=promotion.judge(report, config.criteria()),
+        report_sha256=sha256,
+        challenger_version=report.challenger_version,
+        champion_version=report.champion_version,
+        criteria=config.criteria(),
+    )
+    recorded = decision.to_dict()
     audit.record(
         context.op_execution_context,
-        "promotion_gate",
-        {
-            k: decision[k]
-            for k in (
-                "passed",
-                "reason",
-                "challenger_version",
-                "champion_version",
-                "report_sha256",
-                "gate",
-            )
-        },
+        PROMOTION_GATE,
+        {k: v for k, v in recorded.items() if k != "criteria"},
     )
-    context.log.info(verdict.reason)
+    store.write_gate(location, decision)
+    context.log.info(decision.reason)
     return dg.AssetCheckResult(
-        passed=verdict.passed,
+        passed=decision.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=verdict.reason,
+        description=decision.reason,
         metadata={
-            "verdict": "passed" if verdict.passed else "refused",
-            "reason": verdict.reason,
-            "criteria": dg.MetadataValue.md(verdict.markdown()),
+            "verdict": "passed" if decision.passed else "refused",
+            "reason": decision.reason,
+            "criteria": dg.MetadataValue.md(decision.verdict.markdown()),
             **{
-                f"{c.name}": dg.MetadataValue.json(
+                c.name: dg.MetadataValue.json(
                     {"value": c.value, "threshold": c.threshold, "passed": c.passed}
                 )
-                for c in verdict.criteria
+                for c in decision.verdict.criteria
             },
-            "challenger_version": summary["challenger_version"],
-            "champion_version": summary["champion_version"] or "none",
+            "challenger_version": report.challenger_version,
+            "champion_version": report.champion_version or "none",
         },
     )

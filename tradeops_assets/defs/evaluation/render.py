@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from tradeops_assets.core.backtest import CHALLENGER, METRICS, PORTFOLIO, Backtest
+from tradeops_assets.core.summary import BacktestSummary, FoldResult
 
 SHOWN = ("sharpe", "sortino", "total_return", "annualised_return", "volatility", "max_drawdown")
 PERCENT = {"total_return", "annualised_return", "volatility", "max_drawdown", "hit_rate"}
@@ -63,18 +64,17 @@ def metrics_markdown(result: Backtest, columns=METRICS) -> str:
     return "\n".join(lines)
 
 
-def folds_markdown(folds: list[dict]) -> str:
+def folds_markdown(folds: tuple[FoldResult, ...]) -> str:
     if not folds:
         return "no walk-forward folds"
-    strategies = list(folds[0]["sharpe"])
+    strategies = list(folds[0].sharpe)
     lines = [
         "| fold | seed | test window | " + " | ".join(f"Sharpe {s}" for s in strategies) + " |",
         "|---" * (len(strategies) + 3) + "|",
     ]
     for f in folds:
-        cells = " | ".join(f"{f['sharpe'][s]:.3f}" for s in strategies)
-        window = f"{f['test'][0][:10]} .. {f['test'][1][:10]}"
-        lines.append(f"| {f['fold']} | {f['seed']} | {window} | {cells} |")
+        cells = " | ".join(f"{f.sharpe[s]:.3f}" for s in strategies)
+        lines.append(f"| {f.fold} | {f.seed} | {f.test} | {cells} |")
     return "\n".join(lines)
 
 
@@ -82,7 +82,9 @@ def plots_markdown(images: dict[str, str]) -> str:
     return "\n\n".join(f"![{name}](data:image/png;base64,{png})" for name, png in images.items())
 
 
-def html_report(title: str, summary: dict, result: Backtest, images: dict[str, str]) -> str:
+def html_report(
+    title: str, summary: BacktestSummary, result: Backtest, images: dict[str, str]
+) -> str:
     """A standalone page an auditor can archive: nothing external to load."""
     rows = result.metrics.filter(pl.col("symbol") == PORTFOLIO)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("strategy", *METRICS))
@@ -94,21 +96,21 @@ def html_report(title: str, summary: dict, result: Backtest, images: dict[str, s
         for r in rows.iter_rows(named=True)
     )
     fold_rows = "".join(
-        f"<tr><td>{f['fold']}</td><td>{f['seed']}</td><td>{html.escape(f['test'][0][:10])} .. "
-        f"{html.escape(f['test'][1][:10])}</td>"
-        + "".join(f"<td>{s}: {v:.3f}</td>" for s, v in f["sharpe"].items())
+        f"<tr><td>{f.fold}</td><td>{f.seed}</td><td>{html.escape(str(f.train))}</td>"
+        f"<td>{html.escape(str(f.test))}</td>"
+        + "".join(f"<td>{s}: {v:.3f}</td>" for s, v in f.sharpe.items())
         + "</tr>"
-        for f in summary["folds"]
+        for f in summary.folds
     )
     lineage = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(summary[k]))}</td></tr>"
-        for k in (
-            "challenger_version",
-            "champion_version",
-            "data_version",
-            "held_out_window",
-            "code_version",
-            "dagster_run_id",
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in (
+            ("challenger version", summary.challenger_version),
+            ("champion version", summary.champion_version or "none yet"),
+            ("feature data version", summary.data_version),
+            ("held-out window", summary.held_out),
+            ("code version", summary.code_version),
+            ("Dagster run", summary.run_id),
         )
     )
     pictures = "".join(
@@ -116,6 +118,7 @@ def html_report(title: str, summary: dict, result: Backtest, images: dict[str, s
         for n, p in images.items()
     )
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    strategies = len(summary.folds[0].sharpe) if summary.folds else 1
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
@@ -123,6 +126,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
 <body><h1>{html.escape(title)}</h1><p>Generated {stamp}</p>
 <h2>Lineage</h2><table>{lineage}</table>
 <h2>Held-out window, equal-weight portfolio</h2><table><tr>{head}</tr>{body}</table>
-<h2>Walk-forward folds</h2><table>{fold_rows}</table>
+<h2>Walk-forward folds</h2><table><tr><th>fold</th><th>seed</th><th>trained on</th>
+<th>tested on</th><th colspan="{strategies}">Sharpe</th></tr>{fold_rows}</table>
 <h2>Plots</h2>{pictures}</body></html>
 """

@@ -1,19 +1,22 @@
 import dagster as dg
 
 from resources.datasets import DatasetStore
+from resources.market_data import MarketDataResource
 from tradeops_assets.core import features, validation
 from tradeops_assets.core.errors import ValidationError
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 from tradeops_assets.defs.lineage import code_version, combined_version, lineage_metadata
-from tradeops_assets.defs.market_data.assets import MARKET_BARS
-
-MARKET_FEATURES = "market_features"
+from tradeops_assets.keys import FEATURES_GROUP, MARKET_BARS, MARKET_FEATURES
 
 
-def load_validated_bars(datasets: DatasetStore):
-    """All stored months of bars, re-validated: a month whose checks failed never feeds features."""
+def load_validated_bars(datasets: DatasetStore, market_data: MarketDataResource):
+    """All stored months of bars, re-validated by the same rules and thresholds as the checks.
+
+    A month whose checks failed stays stored for inspection; it never feeds features.
+    """
     bars, md5s = datasets.read(MARKET_BARS)
-    failed = [r.message for r in validation.validate_bars(bars) if not r.passed]
+    policy = market_data.validation_policy()
+    failed = [r.message for r in validation.validate_bars(bars, policy) if not r.passed]
     if failed:
         raise ValidationError(
             f"stored {MARKET_BARS} break validation rules, refusing to build features: {failed}"
@@ -23,7 +26,7 @@ def load_validated_bars(datasets: DatasetStore):
 
 @dg.asset(
     name=MARKET_FEATURES,
-    group_name="features",
+    group_name=FEATURES_GROUP,
     deps=[MARKET_BARS],
     backfill_policy=dg.BackfillPolicy.single_run(),
     code_version=code_version(features),
@@ -32,7 +35,7 @@ def load_validated_bars(datasets: DatasetStore):
     tags={"layer": "features"},
 )
 def market_features(
-    context: dg.AssetExecutionContext, datasets: DatasetStore
+    context: dg.AssetExecutionContext, datasets: DatasetStore, market_data: MarketDataResource
 ) -> dg.MaterializeResult:
     """Causal features of every symbol's bars: the exact inputs a policy sees, in training and live.
 
@@ -42,7 +45,7 @@ def market_features(
     only bars at or before its timestamp (the no-look-ahead check proves it); the
     first warm-up bars of each symbol are dropped.
     """
-    bars, upstream = load_validated_bars(datasets)
+    bars, upstream = load_validated_bars(datasets, market_data)
     frame = features.compute_features(bars)
     (snapshot,) = datasets.write(MARKET_FEATURES, {"full": frame})
     context.log.info(f"{frame.height} feature rows from {bars.height} bars, md5 {snapshot.md5}")

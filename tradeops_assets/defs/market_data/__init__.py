@@ -2,13 +2,7 @@
 
 import dagster as dg
 
-from tradeops_assets.defs.market_data.assets import build_market_bars
-from tradeops_assets.defs.market_data.checks import build_bar_checks
-from tradeops_assets.defs.market_data.partitions import market_partitions
-from tradeops_assets.deployment import Deployment
+from tradeops_assets.defs.market_data.assets import market_bars
+from tradeops_assets.defs.market_data.checks import bar_checks
 
-
-def defs(deployment: Deployment) -> dg.Definitions:
-    partitions = market_partitions(deployment)
-    market_bars = build_market_bars(partitions)
-    return dg.Definitions(assets=[market_bars], asset_checks=build_bar_checks(market_bars))
+defs = dg.Definitions(assets=[market_bars], asset_checks=bar_checks)

@@ -7,10 +7,10 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from resources.datasets import DatasetStore
+from resources.market_data import MarketDataResource, month_key_expr
 from tradeops_assets.core.validation import RULES, Rule, RuleResult
-from tradeops_assets.defs.market_data.assets import MARKET_BARS
-from tradeops_assets.defs.market_data.config import BarValidationConfig
-from tradeops_assets.defs.market_data.partitions import partition_key_expr
+from tradeops_assets.defs.market_data.assets import market_bars
+from tradeops_assets.keys import MARKET_BARS
 
 BARS_SCHEMA_CHECK = "bars_schema"
 BAR_CHECK_NAMES = tuple(rule.name for rule in RULES)
@@ -28,11 +28,12 @@ def check_result(result: RuleResult) -> dg.AssetCheckResult:
             "rule_description": result.description,
             "failing_rows": result.failing_rows,
             "first_offending_rows": dg.MetadataValue.json(sample),
+            **{k: dg.MetadataValue.json(v) for k, v in result.details.items()},
         },
     )
 
 
-def _bar_check(rule: Rule, market_bars: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def _bar_check(rule: Rule) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=market_bars,
         name=rule.name,
@@ -42,12 +43,12 @@ def _bar_check(rule: Rule, market_bars: dg.AssetsDefinition) -> dg.AssetChecksDe
     )
     def bar_check(
         context: dg.AssetCheckExecutionContext,
-        config: BarValidationConfig,
+        market_data: MarketDataResource,
         datasets: DatasetStore,
     ) -> dg.AssetCheckResult:
         keys = list(context.op_execution_context.partition_keys)
         bars, _ = datasets.read(MARKET_BARS, keys)
-        result = rule.evaluate(bars, config.policy())
+        result = rule.evaluate(bars, market_data.validation_policy())
         for event in per_month_evaluations(context, rule, result, bars, keys):
             context.op_execution_context.log_event(event)
         return check_result(result)
@@ -69,7 +70,7 @@ def per_month_evaluations(
     against no partition, which would leave every month "planned" in the UI.
     """
     bad_months = (
-        bars[result.rows.to_list()].select(partition_key_expr()).to_series().value_counts()
+        bars[result.rows.to_list()].select(month_key_expr()).to_series().value_counts()
         if len(result.rows)
         else pl.DataFrame({"timestamp": [], "count": []})
     )
@@ -106,6 +107,5 @@ def per_month_evaluations(
     return events
 
 
-def build_bar_checks(market_bars: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    """One blocking check per rule in core.validation, so each failure is named on its own."""
-    return [_bar_check(rule, market_bars) for rule in RULES]
+bar_checks = [_bar_check(rule) for rule in RULES]
+"""One blocking check per rule in core.validation, so each failure is named on its own."""

@@ -5,28 +5,25 @@ import dagster as dg
 
 from resources.audit import AuditTrail
 from resources.mlflow_policy import CHAMPION, PolicyRegistry
-from resources.serving import BentoBuilder, DeployError, LocalServing
-from tradeops_assets.core import features, policy, serving
-from tradeops_assets.core.env import EnvConfig
-from tradeops_assets.defs.evaluation.assets import BACKTEST_REPORT, CHAMPION_POLICY
+from resources.reports import ReportStore
+from resources.serving import BentoBuilder, DeployError, ServingTarget
+from tradeops_assets.core import bundle, decision, features, policy, request
+from tradeops_assets.defs.evaluation.assets import latest_report
 from tradeops_assets.defs.lineage import (
     code_version,
     git_commit,
     latest_metadata,
     lineage_metadata,
 )
-
-POLICY_BENTO = "policy_bento"
-POLICY_DEPLOYMENT = "policy_deployment"
-BACKTEST_SUMMARY = ("sharpe", "max_drawdown", "turnover", "held_out_window")
+from tradeops_assets.keys import CHAMPION_POLICY, POLICY_BENTO, POLICY_DEPLOYMENT, SERVING_GROUP
 
 
 @dg.asset(
     name=POLICY_BENTO,
-    group_name="serving",
+    group_name=SERVING_GROUP,
     deps=[CHAMPION_POLICY],
-    code_version=code_version(serving, features, policy),
-    required_resource_keys={"bentos", "registry"},
+    code_version=code_version(bundle, decision, request, features, policy),
+    required_resource_keys={"bentos", "registry", "reports"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:mlops"],
@@ -34,42 +31,43 @@ BACKTEST_SUMMARY = ("sharpe", "max_drawdown", "turnover", "held_out_window")
 def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The champion policy packaged as a BentoML bento, signed by the pipeline's key.
 
-    The bento holds the policy's numpy weights, its feature scaling and env config,
-    the service code and its lineage (model version, data version, code version,
-    backtest summary). Its bundle carries a SHA-256 digest and an Ed25519 signature:
-    the service refuses to start, and policy_deployment refuses to deploy, if they
-    do not verify against the trusted public key.
+    The bento holds the policy's numpy weights, its feature scaling and training
+    recipe, the service code and its lineage (model version, data version, code
+    version, backtest summary). Its bundle carries a SHA-256 digest and an Ed25519
+    signature: the service refuses to start, and policy_deployment refuses to deploy,
+    if they do not verify against the trusted public key.
     """
     builder: BentoBuilder = context.resources.bentos
     registry: PolicyRegistry = context.resources.registry
+    reports: ReportStore = context.resources.reports
     version = registry.version_for(CHAMPION)
     if version is None:
         raise dg.Failure("no champion policy to package: champion_policy has not promoted one")
-    report = latest_metadata(context, BACKTEST_REPORT)
+    champion = registry.fetch(version)
+    report, _ = reports.read(latest_report(context))
+    lineage = {
+        "model_version": version,
+        "mlflow_run_id": champion.run_id,
+        "data_version": champion.recipe.data_version,
+        "code_version": context.assets_def.code_versions_by_key[context.asset_key],
+        "git_commit": git_commit(),
+        "backtest": {
+            "report_version": report.challenger_version,
+            "held_out_window": str(report.held_out),
+            **{k: report.challenger[k] for k in ("sharpe", "max_drawdown", "turnover")},
+        },
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        champion = registry.fetch(version, Path(tmp) / "policy")
-        lineage = {
-            "model_version": version,
-            "mlflow_run_id": champion.run_id,
-            "data_version": champion.config.get("data_version"),
-            "code_version": context.assets_def.code_versions_by_key[context.asset_key],
-            "git_commit": git_commit(),
-            "backtest": {k: report.get(k) for k in BACKTEST_SUMMARY},
-        }
-        bundle = serving.write_bundle(
-            Path(tmp) / "bundle",
-            champion.policy,
-            champion.normaliser,
-            EnvConfig(**champion.config["env"]),
-            lineage,
+        written = bundle.write_bundle(
+            Path(tmp) / "bundle", champion.policy, champion.normaliser, champion.recipe, lineage
         )
         labels = {
             "policy_version": version,
-            "data_version": str(lineage["data_version"]),
+            "data_version": champion.recipe.data_version,
             "code_version": lineage["code_version"],
             "git_commit": lineage["git_commit"],
         }
-        built = builder.build(bundle, labels)
+        built = builder.build(written, labels)
     context.log.info(f"built {built['bento_tag']} from tradeops-policy v{version}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(built["digest"][:32]),
@@ -84,37 +82,38 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 @dg.asset(
     name=POLICY_DEPLOYMENT,
-    group_name="serving",
+    group_name=SERVING_GROUP,
     deps=[POLICY_BENTO],
-    code_version=code_version(serving),
+    code_version=code_version(bundle),
     required_resource_keys={"serving", "audit"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:mlops"],
 )
 def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """The bento traders are calling on the local serving port, since when and why.
+    """The bento traders are calling, since when and why.
 
     A deploy starts the new bento beside the old one, waits for its health check,
-    switches the port's front door to it, lets requests in flight on the old bento
-    finish, then stops the old one: no request is dropped. A bento that is unsigned
-    or fails its health check is not switched to; the old one keeps serving.
+    switches traffic to it, lets requests in flight on the old bento finish, then
+    stops the old one: no request is dropped. A bento that is unsigned or fails its
+    health check is not switched to; the old one keeps serving. The intent to deploy
+    is in the audit log before anything starts.
     """
-    target: LocalServing = context.resources.serving
+    target: ServingTarget = context.resources.serving
     audit: AuditTrail = context.resources.audit
     built = latest_metadata(context, POLICY_BENTO)
-    why = f"champion tradeops-policy v{built['policy_version']} packaged as {built['bento_tag']}"
-    current = target.current()
-    if current and current["bento_tag"] == built["bento_tag"]:
-        context.log.info(f"{built['bento_tag']} is deployed already; swapping in a fresh process")
+    tag = built["bento_tag"]
+    why = f"champion tradeops-policy v{built['policy_version']} packaged as {tag}"
+    if target.is_serving(tag):
+        context.log.info(f"{tag} is deployed already; swapping in a fresh process")
+    previous = (target.current() or {}).get("bento_tag")
+    audit.record(
+        context, "deploy_requested", {"bento_tag": tag, "previous_bento_tag": previous, "why": why}
+    )
     try:
-        record = target.deploy(built["bento_tag"], why, {"policy_version": built["policy_version"]})
+        record = target.deploy(tag, why, {"policy_version": built["policy_version"]})
     except DeployError as exc:
-        audit.record(
-            context,
-            "deploy_refused",
-            {"bento_tag": built["bento_tag"], "reason": str(exc)[:2000]},
-        )
+        audit.record(context, "deploy_refused", {"bento_tag": tag, "reason": str(exc)[:2000]})
         raise dg.Failure(str(exc)) from exc
     audit.record(
         context,
@@ -131,7 +130,7 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             "url": record["url"],
             "since": record["since"],
             "why": record["why"],
-            "previous_bento_tag": record["previous_bento_tag"] or "none",
+            "previous_bento_tag": record["previous_bento_tag"] or "first deployment",
             "bento_pid": record["bento_pid"],
             "front_door_pid": record["front_door_pid"],
             "signing_key_id": record["signing_key_id"],

@@ -1,28 +1,25 @@
-import json
-import statistics
+from dataclasses import replace
 
 import dagster as dg
-import mlflow
 
 from resources.datasets import DatasetStore
-from resources.mlflow_policy import REGISTERED_MODEL, log_and_register
-from resources.tracking import TrainingWorkspace
-from tradeops_assets.core import env, policy, training
-from tradeops_assets.core.policy import NumpyPolicy
-from tradeops_assets.defs.features.assets import MARKET_FEATURES
+from resources.market_data import MarketDataResource
+from resources.mlflow_policy import REGISTERED_MODEL
+from resources.tracking import TrainingRun, TrainingWorkspace
+from tradeops_assets.core import algorithms, env, market, policy, recipe, training, windows
+from tradeops_assets.core.recipe import PolicyRecipe
 from tradeops_assets.defs.lineage import code_version, git_commit, lineage_metadata
 from tradeops_assets.defs.training.config import TrainingConfig
-
-TRAINED_POLICY = "trained_policy"
+from tradeops_assets.keys import MARKET_FEATURES, TRAINED_POLICY, TRAINING_GROUP
 
 
 @dg.asset(
     name=TRAINED_POLICY,
-    group_name="training",
+    group_name=TRAINING_GROUP,
     deps=[MARKET_FEATURES],
-    code_version=code_version(env, policy, training),
+    code_version=code_version(algorithms, env, market, policy, recipe, training, windows),
     # dagster-mlflow's resource is a legacy one, so all resources come by key here.
-    required_resource_keys={"mlflow", "datasets", "training"},
+    required_resource_keys={"mlflow", "datasets", "training", "market_data"},
     retry_policy=dg.RetryPolicy(max_retries=2),
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pytorch", "mlflow"},
@@ -35,87 +32,81 @@ def trained_policy(
 
     Registered in the MLflow Model Registry as a new version of 'tradeops-policy' with
     alias 'challenger': it competes with the champion only after the backtest gate.
-    Reproducible: the same feature data version, config and seed give the same
-    weights hash. With several seeds, every seed is trained and the spread of their
-    validation returns is reported; the best validation seed is registered.
-    A retried run resumes each seed from its last checkpoint.
+    The registered recipe names the exact first and last bar of its training,
+    validation and held-out windows. Reproducible: the same feature data version,
+    config and seed give the same weights hash. With several seeds, every seed is
+    trained and the spread of their validation returns is reported; the best
+    validation seed is registered. A retried run resumes each seed from its last
+    checkpoint.
     """
     datasets: DatasetStore = context.resources.datasets
     workspace: TrainingWorkspace = context.resources.training
+    market_data: MarketDataResource = context.resources.market_data
+    run: TrainingRun = context.resources.mlflow
     frame, md5s = datasets.read(MARKET_FEATURES)
     data_version = md5s["full"]
-    stamps = frame.get_column("timestamp")
-    span, validation = config.windows(stamps.min(), stamps.max())
-    context.log.info(f"train {span[0]} .. {span[1]}, validation .. {validation[1]}")
-
-    def report(steps: int, rate: float, eta: float) -> None:
-        context.log.info(f"training: {steps} steps, {rate:,.0f} steps/s, ETA {eta:,.0f} s")
-
-    runs = []
-    for seed in config.seeds:
-        train_config = config.train_config(seed)
-        # Re-executions of a killed run share its root run id, so they resume its checkpoints.
-        workdir = workspace.run_dir(context.run.root_run_id or context.run_id, seed)
-        result = training.train(frame, train_config, span, workdir, report)
-        score = training.evaluate(result.model, frame, result.normaliser, train_config, validation)
-        context.log.info(
-            f"seed {seed}: weights {result.weights_hash[:12]}, validation {score:+.4f}"
-        )
-        runs.append((score, seed, result, workdir, train_config))
-
-    scores = [r[0] for r in runs]
-    best_score, best_seed, best, workdir, best_config = max(runs, key=lambda r: r[0])
-    tracker = context.resources.mlflow
-    tracker.log_params({**config.model_dump(), "registered_seed": best_seed})
-    tracker.set_tags(
-        {
+    train_window, validation, held_out = config.windows(windows.bar_times(frame))
+    base = config.train_config(market_data.bars_per_year(frame))
+    context.log.info(
+        f"train {train_window}, validation {validation}, held out {held_out}; "
+        f"{base.env.bars_per_year:.1f} bars a year"
+    )
+    # Re-executions of a killed run share its root run id, so they resume its checkpoints.
+    root = context.run.root_run_id or context.run_id
+    sweep = training.sweep_seeds(
+        frame,
+        base,
+        tuple(config.seeds),
+        train_window,
+        validation,
+        lambda seed: workspace.run_dir(root, seed),
+        context.log.info,
+    )
+    best = sweep.best
+    registered = PolicyRecipe(
+        train=replace(base, seed=best.seed),
+        seeds=tuple(config.seeds),
+        train_window=train_window,
+        validation_window=validation,
+        held_out=held_out,
+        data_version=data_version,
+    )
+    run.log_sweep(
+        sweep,
+        params=config.model_dump(mode="json"),
+        tags={
             "data_version": data_version,
             "code_version": context.assets_def.code_versions_by_key[context.asset_key],
             "git_commit": git_commit(),
-            "seed": best_seed,
-            "weights_hash": best.weights_hash,
-        }
+            "seed": best.seed,
+            "weights_hash": best.result.weights_hash,
+        },
     )
-    for score, seed, result, _, _ in runs:
-        mlflow.log_metric(f"validation_return_seed_{seed}", score)
-        for step, value in enumerate(
-            result.episode_returns[:: max(len(result.episode_returns) // 200, 1)]
-        ):
-            mlflow.log_metric(f"reward_seed_{seed}", value, step=step)
-    spread = {
-        "mean": statistics.fmean(scores),
-        "min": min(scores),
-        "max": max(scores),
-        "stdev": statistics.pstdev(scores),
-    }
-    mlflow.log_metrics({f"validation_return_{k}": v for k, v in spread.items()})
-    registered_config = {
-        **best_config.as_dict(),
-        "data_version": data_version,
-        "seeds": list(config.seeds),
-        "train_window": [span[0].isoformat(), span[1].isoformat()],
-        "validation_window": [validation[0].isoformat(), validation[1].isoformat()],
-    }
-    model_uri, version = log_and_register(
-        workdir, registered_config, best.normaliser.to_dict(), NumpyPolicy.from_sb3(best.model)
-    )
-    run_id = mlflow.active_run().info.run_id
-    mlflow.end_run()  # no job-level hook on asset jobs launched from the CLI; see decision 0004
+    model_uri, version = run.register(sweep, registered)
+    run_id = run.run_id
+    run.finish()
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(best.weights_hash[:32]),
+        data_version=dg.DataVersion(best.result.weights_hash[:32]),
         metadata={
             "mlflow_run_id": run_id,
             "mlflow_model_uri": model_uri,
             "registered_model": f"{REGISTERED_MODEL} v{version} (alias challenger)",
-            "weights_hash": best.weights_hash,
-            "timesteps": best.timesteps,
-            "resumed_from_step": best.resumed_from,
+            "weights_hash": best.result.weights_hash,
+            "timesteps": best.result.timesteps,
+            "resumed_from_step": best.result.resumed_from,
             "data_version": data_version,
-            "validation_return": best_score,
-            "seed_spread": dg.MetadataValue.json(spread),
-            "validation_by_seed": dg.MetadataValue.json({str(r[1]): r[0] for r in runs}),
+            "validation_return": best.validation_return,
+            "seed_spread": dg.MetadataValue.json(sweep.spread()),
+            "validation_by_seed": dg.MetadataValue.json(
+                {str(r.seed): r.validation_return for r in sweep.runs}
+            ),
+            "train_window": str(train_window),
+            "validation_window": str(validation),
+            "held_out_window": str(held_out),
+            "bars_per_year": base.env.bars_per_year,
+            "recipe": dg.MetadataValue.json(registered.to_dict()),
             **lineage_metadata(
-                config=json.loads(config.model_dump_json()),
+                config=config.model_dump(mode="json"),
                 upstream={MARKET_FEATURES: data_version},
             ),
         },

@@ -1,0 +1,110 @@
+"""Which deployment this process serves, resolved once from the environment.
+
+``definitions.py`` and the CLI call ``Deployment.from_env``; everything else
+receives the resolved object, so a run can never mix the settings of two
+deployments. Resolving reads the environment and nothing else: it writes no file
+and sets no variable. ``init`` is the setup step that creates the local
+instance's folders, run by ``make env`` and by every CLI command that needs them.
+"""
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradeops_assets.core.calendars import AUTO
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.sources import DEFAULT_SOURCE
+
+LOCAL = "local"
+DEPLOYMENTS = (LOCAL,)
+DEFAULT_HOME = ".tradeops"
+DEFAULT_SERVE_PORT = 3000
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_INSTANCE_YAML = REPO_ROOT / "deploy" / "local" / "dagster.yaml"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    home: Path
+    market_source: str = DEFAULT_SOURCE
+    serve_port: int = DEFAULT_SERVE_PORT
+    calendar: str = AUTO
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
+        name = env.get("TRADEOPS_ENV", LOCAL)
+        if name not in DEPLOYMENTS:
+            raise ConfigError(
+                f"TRADEOPS_ENV={name!r}: this build provides {list(DEPLOYMENTS)}; the prod "
+                "deployment (S3, Postgres, ECS) arrives with the production-path work"
+            )
+        home = Path(env.get("TRADEOPS_HOME") or DEFAULT_HOME).expanduser().resolve()
+        port = env.get("TRADEOPS_SERVE_PORT", str(DEFAULT_SERVE_PORT))
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"TRADEOPS_SERVE_PORT={port!r} is not a TCP port number")
+        return cls(
+            name=name,
+            home=home,
+            market_source=env.get("TRADEOPS_MARKET_SOURCE") or DEFAULT_SOURCE,
+            serve_port=int(port),
+            calendar=env.get("TRADEOPS_MARKET_CALENDAR") or AUTO,
+        )
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def datasets_root(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def dvc_remote(self) -> str:
+        return str(self.home / "dvc-remote")
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.home / "bentoml"
+
+    @property
+    def serving_root(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.home / "predictions"
+
+    @property
+    def keys_root(self) -> Path:
+        return self.home / "keys"
+
+    def child_env(self, base: Mapping[str, str] = os.environ) -> dict[str, str]:
+        """The environment for the Dagster processes the CLI starts: this deployment's, whole."""
+        return {
+            **base,
+            "TRADEOPS_ENV": self.name,
+            "TRADEOPS_HOME": str(self.home),
+            "TRADEOPS_MARKET_SOURCE": self.market_source,
+            "TRADEOPS_SERVE_PORT": str(self.serve_port),
+            "TRADEOPS_MARKET_CALENDAR": self.calendar,
+            "DAGSTER_HOME": str(self.dagster_home),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+        }
+
+    def init(self) -> None:
+        """Creates the local Dagster instance's home and configuration if they are missing."""
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        instance_yaml = self.dagster_home / "dagster.yaml"
+        if not instance_yaml.exists():
+            shutil.copyfile(LOCAL_INSTANCE_YAML, instance_yaml)

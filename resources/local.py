@@ -1,0 +1,38 @@
+"""The local deployment's resources: everything under TRADEOPS_HOME, no server to start."""
+
+from resources.audit import AuditTrail
+from resources.datasets import DatasetStore
+from resources.deployment import Deployment
+from resources.market_data import MarketDataResource
+from resources.mlflow_policy import PolicyRegistry
+from resources.prediction_log import PredictionLogStore
+from resources.reports import ReportStore
+from resources.secrets import DevSecrets
+from resources.serving import BentoBuilder, LocalServing
+from resources.tracking import TrainingWorkspace, mlflow_resource
+
+
+def local_resources(deployment: Deployment) -> dict:
+    secrets = DevSecrets(root=str(deployment.keys_root))
+    predictions = PredictionLogStore(root=str(deployment.prediction_log))
+    return {
+        "market_data": MarketDataResource(
+            source=deployment.market_source, calendar=deployment.calendar
+        ),
+        "datasets": DatasetStore(root=str(deployment.datasets_root), remote=deployment.dvc_remote),
+        "mlflow": mlflow_resource(deployment.mlflow_uri, deployment.mlflow_artifacts),
+        "registry": PolicyRegistry(tracking_uri=deployment.mlflow_uri),
+        "training": TrainingWorkspace(root=str(deployment.home / "training")),
+        "reports": ReportStore(root=str(deployment.home / "reports")),
+        "audit": AuditTrail(root=str(deployment.home / "audit")),
+        "secrets": secrets,
+        "predictions": predictions,
+        "bentos": BentoBuilder(secrets=secrets, bentoml_home=str(deployment.bentoml_home)),
+        "serving": LocalServing(
+            root=str(deployment.serving_root),
+            port=deployment.serve_port,
+            secrets=secrets,
+            prediction_log=predictions.root,
+            bentoml_home=str(deployment.bentoml_home),
+        ),
+    }

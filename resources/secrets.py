@@ -1,0 +1,85 @@
+"""The pipeline's secrets: the bento signing key pair and the traders' API token.
+
+Resources that need a secret depend on ``Secrets`` and call its methods; which
+implementation answers is the deployment's choice. Locally they are dev secrets
+under ``TRADEOPS_HOME/keys`` (owner-only files), created by the first resource
+that asks, never by importing anything. In prod an implementation reads them
+through ``dg.EnvVar`` from the task's secret injection.
+"""
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from tradeops_assets.core.signing import DevKeypair
+
+SIGNING_KEY = "signing_key"
+PUBLIC_KEY = "signing_public_key"
+API_TOKEN = "api_token"
+
+
+class Secrets(dg.ConfigurableResource):
+    """What every deployment's secret store answers."""
+
+    def signing_key(self) -> str:
+        raise NotImplementedError
+
+    def public_key(self) -> str:
+        raise NotImplementedError
+
+    def api_token(self) -> str:
+        raise NotImplementedError
+
+
+class DevSecrets(Secrets):
+    """Local dev secrets in ``root``: generated once, mode 0600, shared by every local process."""
+
+    root: str
+
+    def signing_key(self) -> str:
+        return self._read(SIGNING_KEY)
+
+    def public_key(self) -> str:
+        return self._read(PUBLIC_KEY)
+
+    def api_token(self) -> str:
+        return self._read(API_TOKEN)
+
+    def path(self, name: str) -> Path:
+        return Path(self.root) / name
+
+    def _read(self, name: str) -> str:
+        if not self.path(name).exists():
+            self._create()
+        return self.path(name).read_text().strip()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        Path(self.root).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(Path(self.root) / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _create(self) -> None:
+        """Creates what is missing under a lock: two processes never make two key pairs."""
+        with self._locked():
+            if not self.path(SIGNING_KEY).exists():
+                pair = DevKeypair.generate()
+                _write_secret(self.path(PUBLIC_KEY), pair.public_b64)
+                _write_secret(self.path(SIGNING_KEY), pair.private_pem.decode())
+            if not self.path(API_TOKEN).exists():
+                _write_secret(self.path(API_TOKEN), secrets.token_urlsafe(32))
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """Owner-only, and atomic: a reader sees the whole secret or no file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    os.replace(tmp, path)

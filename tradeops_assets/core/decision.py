@@ -1,0 +1,88 @@
+"""From validated requests to target positions: features, scaling and the policy, batched.
+
+The endpoint, the tests and anything else that serves a policy go through
+``decide``, so features and the observation are defined once. Features come from
+``core.features``' numpy serving path (``tail_features``), which
+``feature_mismatch`` holds to the polars definition training used.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tradeops_assets.core import features as F  # noqa: N812 (the formulas read like the module)
+from tradeops_assets.core.bundle import PolicyBundle
+from tradeops_assets.core.errors import RequestError
+from tradeops_assets.core.request import Limits, ParsedRequest, parse_request
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Target positions and what the prediction log keeps about each decision."""
+
+    targets: np.ndarray  # float64 [batch], in [-max_position, max_position]
+    features: np.ndarray  # float64 [batch, n_features]: raw features of the decision bar
+    symbols: list[str]
+    positions: np.ndarray  # float64 [batch]: the position each request reported
+    bar_timestamps_us: np.ndarray  # int64 [batch]: the decision bar's timestamp
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
+def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Decisions:
+    """One feature pass per distinct request length, then one policy call for the batch."""
+    window, batch = bundle.window, len(parsed)
+    n_features = len(F.FEATURE_COLUMNS)
+    raw = np.empty((batch, window, n_features))
+    by_length: dict[int, list[int]] = {}
+    for i, request in enumerate(parsed):
+        by_length.setdefault(request.ohlcv.shape[1], []).append(i)
+    for indices in by_length.values():
+        stacked = np.stack([parsed[i].ohlcv for i in indices], axis=1)
+        raw[indices] = F.tail_features(stacked, window)
+    positions = np.fromiter((r.position for r in parsed), np.float64, batch)
+    obs = np.empty((batch, window * n_features + 1), np.float32)
+    obs[:, :-1] = bundle.normaliser.apply(raw).reshape(batch, -1)
+    obs[:, -1] = positions
+    targets = bundle.policy.act(obs) * bundle.env.max_position
+    return Decisions(
+        targets=targets,
+        features=raw[:, -1, :],
+        symbols=[r.symbol for r in parsed],
+        positions=positions,
+        bar_timestamps_us=np.fromiter((r.last_timestamp_us for r in parsed), np.int64, batch),
+    )
+
+
+def decide(
+    bundle: PolicyBundle, requests: Any, limits: Limits | None = None, path: str = ""
+) -> Decisions:
+    """Decisions for a batch; any invalid request refuses the whole batch, naming its field.
+
+    ``path`` is where the list sits in the caller's document (``"requests"``), so the
+    error's ``field`` reads ``requests[2].bars[3].close``.
+    """
+    limits = limits or Limits()
+    if type(requests) is not list:
+        raise RequestError(path, f"must be a list of requests, got {type(requests).__name__}")
+    if not requests:
+        raise RequestError(path, "needs at least one request")
+    if len(requests) > limits.max_batch:
+        raise RequestError(
+            path, f"at most {limits.max_batch} requests per batch, got {len(requests)}"
+        )
+    parsed = []
+    for i, raw in enumerate(requests):
+        try:
+            parsed.append(parse_request(raw, bundle, limits))
+        except RequestError as exc:
+            raise exc.within(f"{path}[{i}]") from None
+    return decide_parsed(bundle, parsed)
+
+
+def decide_one(bundle: PolicyBundle, request: Any, limits: Limits | None = None) -> Decisions:
+    return decide_parsed(bundle, [parse_request(request, bundle, limits)])

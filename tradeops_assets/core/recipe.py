@@ -1,0 +1,159 @@
+"""How a policy was made, as one typed object written once with it and read back once.
+
+A ``PolicyRecipe`` is what the registry stores beside the weights and what every
+later stage reads: the backtest retrains it per walk-forward fold, the bento
+serves with its env settings, ``tradeops reproduce`` retrains it bit for bit.
+Windows are the actual first and last bars used, never the fractions or dates a
+config asked for.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import polars as pl
+
+from tradeops_assets.core.algorithms import Algorithm, AlgorithmSpec, spec_for
+from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.features import FEATURE_COLUMNS
+from tradeops_assets.core.market import EnvConfig, Normaliser
+from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.windows import Window, bar_times, by_fraction
+
+RECIPE_FILE = "recipe.json"
+RECIPE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: the algorithm, its hyperparameters, the env and the seed."""
+
+    algorithm: Algorithm = Algorithm.PPO
+    timesteps: int = 65_536  # 8 PPO rollouts of 32 envs x 256 steps: a few minutes on 2 cores
+    n_envs: int = 32
+    learning_rate: float = 3e-4
+    net_arch: tuple[int, ...] = (64, 64)
+    seed: int = 0
+    n_steps: int = 256
+    # Five passes of 2048-sample minibatches: 2.4x PPO's default throughput on 2 cores with
+    # no loss in validation return on the sample (BENCHMARKS.md, ppo_steps_per_s).
+    batch_size: int = 2048
+    n_epochs: int = 5
+    checkpoint_every: int = 16_384
+    env: EnvConfig = field(default_factory=EnvConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "algorithm", self.spec.name)
+        object.__setattr__(self, "net_arch", tuple(self.net_arch))
+        self.spec.check_env(self.env.discrete)
+        if self.timesteps < 1 or self.n_envs < 1:
+            raise ConfigError(
+                f"timesteps and n_envs must be >= 1, got {self.timesteps}, {self.n_envs}"
+            )
+
+    @property
+    def spec(self) -> AlgorithmSpec:
+        return spec_for(self.algorithm)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["algorithm"] = self.algorithm.value
+        data["net_arch"] = list(self.net_arch)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        fields = dict(data)
+        unknown = set(fields) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"training config has unknown fields {sorted(unknown)}")
+        fields["env"] = EnvConfig.from_dict(fields.get("env", {}))
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class PolicyRecipe:
+    """Everything needed to remake a registered policy, and the windows it was judged on."""
+
+    train: TrainConfig
+    seeds: tuple[int, ...]
+    train_window: Window
+    validation_window: Window
+    held_out: Window
+    data_version: str
+    feature_columns: tuple[str, ...] = FEATURE_COLUMNS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "feature_columns", tuple(self.feature_columns))
+        if not self.seeds:
+            raise ConfigError("a recipe needs at least one seed")
+        if self.train.seed not in self.seeds:
+            raise ConfigError(f"registered seed {self.train.seed} is not one of {self.seeds}")
+
+    @classmethod
+    def by_fraction(
+        cls, train: TrainConfig, frame: pl.DataFrame, data_version: str = "unversioned"
+    ) -> "PolicyRecipe":
+        """A recipe for ``frame`` with the default 70/15/15 windows (benchmarks, tests)."""
+        training, validation, held_out = by_fraction(bar_times(frame))
+        return cls(train, (train.seed,), training, validation, held_out, data_version)
+
+    @property
+    def env(self) -> EnvConfig:
+        return self.train.env
+
+    def for_seed(self, seed: int, timesteps: int | None = None) -> TrainConfig:
+        return replace(self.train, seed=seed, timesteps=timesteps or self.train.timesteps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": RECIPE_FORMAT,
+            "train": self.train.to_dict(),
+            "seeds": list(self.seeds),
+            "train_window": self.train_window.to_dict(),
+            "validation_window": self.validation_window.to_dict(),
+            "held_out": self.held_out.to_dict(),
+            "data_version": self.data_version,
+            "feature_columns": list(self.feature_columns),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PolicyRecipe":
+        if data.get("format") != RECIPE_FORMAT:
+            raise ConfigError(
+                f"policy recipe format {data.get('format')!r}; this code reads {RECIPE_FORMAT}"
+            )
+        try:
+            return cls(
+                train=TrainConfig.from_dict(data["train"]),
+                seeds=tuple(data["seeds"]),
+                train_window=Window.from_dict(data["train_window"]),
+                validation_window=Window.from_dict(data["validation_window"]),
+                held_out=Window.from_dict(data["held_out"]),
+                data_version=str(data["data_version"]),
+                feature_columns=tuple(data["feature_columns"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"policy recipe is incomplete or malformed: {exc!r}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PolicyRecipe":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"policy recipe is not JSON: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RegisteredPolicy:
+    """One registered model version as evaluation and serving need it: no torch, no SB3."""
+
+    version: str
+    run_id: str
+    recipe: PolicyRecipe
+    normaliser: Normaliser
+    policy: NumpyPolicy
