@@ -32,6 +32,7 @@ class Deployment:
     market_source: str = DEFAULT_SOURCE
     serve_port: int = DEFAULT_SERVE_PORT
     calendar: str = AUTO
+    symbol_calendars: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -51,6 +52,9 @@ class Deployment:
             market_source=env.get("TRADEOPS_MARKET_SOURCE") or DEFAULT_SOURCE,
             serve_port=int(port),
             calendar=env.get("TRADEOPS_MARKET_CALENDAR") or AUTO,
+            symbol_calendars=_pairs(
+                "TRADEOPS_SYMBOL_CALENDARS", env.get("TRADEOPS_SYMBOL_CALENDARS")
+            ),
         )
 
     @property
@@ -98,6 +102,7 @@ class Deployment:
             "TRADEOPS_MARKET_SOURCE": self.market_source,
             "TRADEOPS_SERVE_PORT": str(self.serve_port),
             "TRADEOPS_MARKET_CALENDAR": self.calendar,
+            "TRADEOPS_SYMBOL_CALENDARS": ",".join(f"{s}={c}" for s, c in self.symbol_calendars),
             "DAGSTER_HOME": str(self.dagster_home),
             "DAGSTER_DISABLE_TELEMETRY": "1",
         }
@@ -108,3 +113,15 @@ class Deployment:
         instance_yaml = self.dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
             shutil.copyfile(LOCAL_INSTANCE_YAML, instance_yaml)
+
+
+def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """'AAPL=XNYS,EURUSD=24x5' as pairs; anything else is refused naming the variable."""
+    text = env.get(name)
+    pairs = []
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        symbol, sep, calendar = item.partition("=")
+        if not sep or not symbol.strip() or not calendar.strip():
+            raise ConfigError(f"{name}={text!r}: expected SYMBOL=CALENDAR pairs, got {item!r}")
+        pairs.append((symbol.strip(), calendar.strip()))
+    return tuple(pairs)

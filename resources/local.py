@@ -17,7 +17,9 @@ def local_resources(deployment: Deployment) -> dict:
     predictions = PredictionLogStore(root=str(deployment.prediction_log))
     return {
         "market_data": MarketDataResource(
-            source=deployment.market_source, calendar=deployment.calendar
+            source=deployment.market_source,
+            calendar=deployment.calendar,
+            symbol_calendars=dict(deployment.symbol_calendars),
         ),
         "datasets": DatasetStore(root=str(deployment.datasets_root), remote=deployment.dvc_remote),
         "mlflow": mlflow_resource(deployment.mlflow_uri, deployment.mlflow_artifacts),

@@ -1,9 +1,11 @@
-"""The market-data source and the rules its bars are judged by, per deployment.
+"""The market-data source and the trading calendar of its symbols, per deployment.
 
-Validation thresholds and trading calendars are resource config, not a check's
-run config: the bar checks and ``market_features`` (which re-validates every
-month it reads) take them from here, so a threshold set once reaches every place
-that validates. Override them for a run in the launchpad's ``resources`` section.
+Both are properties of the deployment's market (``TRADEOPS_MARKET_SOURCE``,
+``TRADEOPS_MARKET_CALENDAR``, ``TRADEOPS_SYMBOL_CALENDARS``), not of a run: the bar
+checks, market_bars' metadata and training's annualisation all read the calendar
+here. ``source`` has no default on purpose: Dagster fills a resource's unspecified
+fields with class defaults when a run overrides any of them, so a launchpad override
+must name the source rather than silently fall back to another one.
 """
 
 import hashlib
@@ -15,10 +17,7 @@ from pydantic import Field
 
 from tradeops_assets.core.calendars import AUTO, CalendarChoice, bars_per_year
 from tradeops_assets.core.errors import MarketDataError
-from tradeops_assets.core.sources import DEFAULT_SOURCE, load_bars, parse_source, window
-from tradeops_assets.core.validation import ValidationPolicy
-
-_RULES = ValidationPolicy()
+from tradeops_assets.core.sources import load_bars, parse_source, window
 
 
 def month_key_expr() -> pl.Expr:
@@ -29,7 +28,7 @@ def month_key_expr() -> pl.Expr:
 class MarketDataResource(dg.ConfigurableResource):
     """Bars from ``sample``, ``synthetic[:k=v,...]`` or a folder of vendor files."""
 
-    source: str = DEFAULT_SOURCE
+    source: str = Field(description="sample, synthetic[:k=v,...] or a folder of vendor files")
     calendar: str = Field(
         AUTO,
         description="trading calendar of every symbol: 'auto' (24x7 if it trades on weekends, "
@@ -37,12 +36,6 @@ class MarketDataResource(dg.ConfigurableResource):
     )
     symbol_calendars: dict[str, str] = Field(
         default_factory=dict, description="per-symbol calendars, e.g. {'AAPL': 'XNYS'}"
-    )
-    max_gap_ratio: float = Field(
-        _RULES.max_gap_ratio, description="longest gap allowed, in median bar spacings"
-    )
-    max_abs_log_return: float = Field(
-        _RULES.max_abs_log_return, description="largest |log return| a single bar may show"
     )
 
     def bars(self) -> pl.DataFrame:
@@ -56,9 +49,6 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def calendars(self) -> CalendarChoice:
         return CalendarChoice(self.calendar, dict(self.symbol_calendars))
-
-    def validation_policy(self) -> ValidationPolicy:
-        return ValidationPolicy(self.max_gap_ratio, self.max_abs_log_return, self.calendars())
 
     def bars_per_year(self, bars: pl.DataFrame) -> float:
         return bars_per_year(bars, self.calendars())

@@ -70,9 +70,10 @@ def materialize_command(
 # A Dagster log line: "<time> - dagster - <LEVEL> - <job> - <run id> - <step> - <message>".
 LOG_LINE = re.compile(
     r"^\S+ \S+ \S+ - dagster - (?P<level>[A-Z]+) - [^ ]+ - (?P<run>[0-9a-f-]{36}) - "
-    r"(?:(?P<step>[\w.\[\]]+) - )?(?P<message>.*)$"
+    r"(?:\d+ - )?(?:(?P<step>[\w.\[\]]+) - )?(?P<message>.*)$"
 )
-SHOWN_EVENTS = ("STEP_FAILURE", "RUN_FAILURE", "RUN_SUCCESS", "ASSET_MATERIALIZATION")
+HIDDEN = ("STEP_FAILURE", "RUN_FAILURE", "Dependencies for step")
+"""Dagster's own account of a stop; what stopped it is told once the run is over."""
 PROGRESS = re.compile(r"training: (\d+) steps, ([\d,]+) steps/s, ETA ([\d,]+) s")
 
 
@@ -107,15 +108,15 @@ class Step:
 
 
 def _print_summary(line: str) -> None:
-    """INFO lines (what the assets say) and the run's outcome; tracebacks stay in the log."""
+    """What the assets say, as it happens; tracebacks and Dagster's events stay in the log."""
     match = LOG_LINE.match(line)
     if match is None:
         return
-    message = match["message"]
-    event = message.split(" - ", 1)[0]
-    if match["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL") or event in SHOWN_EVENTS:
-        step = f"[{match['step']}] " if match["step"] and not match["step"].isdigit() else ""
-        print(f"  {step}{message.splitlines()[0][:300]}", flush=True)
+    message, step = match["message"], match["step"] or ""
+    hidden = message.startswith(HIDDEN) or step in HIDDEN
+    if match["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL") and not hidden:
+        where = f"[{step}] " if step and not step.isupper() else ""
+        print(f"  {where}{message.splitlines()[0][:300]}", flush=True)
 
 
 def _instance(deployment: Deployment):

@@ -4,6 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.realdata import msft_bars
 from tradeops_assets.core import features
 from tradeops_assets.core.errors import FeatureError
 from tradeops_assets.core.synthetic import SyntheticSpec, generate
@@ -14,16 +15,49 @@ def test_no_look_ahead_on_real_and_synthetic_data(sample_bars, synthetic_bars):
     assert features.look_ahead_mismatches(synthetic_bars, cut=1) == 0
 
 
-def test_look_ahead_detector_catches_a_peeking_feature(synthetic_bars, monkeypatch):
+@pytest.fixture(scope="module")
+def decades(tmp_path_factory, sample_bars) -> pl.DataFrame:
+    """Real MSFT daily bars since 1986 (0.07 .. 85, long flat runs), the same scaled x1000
+    (67 .. 84,560), and the real GOOGL and EUR/USD sample, sorted as features need them."""
+    msft = msft_bars(tmp_path_factory.mktemp("msft"))
+    prices = ("open", "high", "low", "close")
+    scaled = msft.with_columns(
+        pl.lit("MSFTX1000").alias("symbol"), *(pl.col(c) * 1000 for c in prices)
+    )
+    return pl.concat([sample_bars, msft, scaled]).sort("symbol", "timestamp")
+
+
+def test_no_false_look_ahead_on_decades_of_real_bars_beside_other_symbols(decades):
+    closes = decades["close"]
+    assert closes.min() < 0.1
+    assert closes.max() > 8e4
+    assert decades.filter(pl.col("symbol") == "MSFT").height > 7_900
+    assert features.look_ahead_mismatches(decades, cut=25) == 0
+    # Rounding is there (a neighbour's truncation moves the carried EWM state by ulps), and
+    # an absolute tolerance alone calls it look-ahead: the defect this scale-aware rule fixed.
+    assert features.look_ahead_mismatches(decades, cut=25, rtol=0.0) > 0
+
+
+def test_features_are_the_same_at_any_price_level(decades):
+    """Features are ratios and log returns: a symbol priced 1000x higher has the same ones."""
+    out = features.compute_features(decades)
+    a = out.filter(pl.col("symbol") == "MSFT").select(features.FEATURE_COLUMNS).to_numpy()
+    b = out.filter(pl.col("symbol") == "MSFTX1000").select(features.FEATURE_COLUMNS).to_numpy()
+    np.testing.assert_allclose(b, a, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("peek", ["ret_1", "rsi_14", "volume_z"])
+def test_look_ahead_detector_catches_a_peeking_feature(synthetic_bars, decades, peek, monkeypatch):
     original = features._stages
 
     def peeking():
         stages = original()
-        stages[-1] = [*stages[-1], pl.col("close").shift(-1).alias("ret_1")]
+        stages[-1] = [*stages[-1], (pl.col(peek) + pl.col("close").shift(-1) * 1e-6).alias(peek)]
         return stages
 
     monkeypatch.setattr(features, "_stages", peeking)
     assert features.look_ahead_mismatches(synthetic_bars, cut=5) > 0
+    assert features.look_ahead_mismatches(decades, cut=5) > 0
 
 
 def test_warmup_rows_dropped_and_everything_after_is_finite(synthetic_bars):

@@ -59,7 +59,30 @@ class Pipeline:
         )
 
     def tradeops(self, *args: str) -> subprocess.CompletedProcess:
-        return self.run(str(BIN / "tradeops"), *args)
+        """The CLI as a person runs it: only the TRADEOPS_* settings, nothing the Makefile
+        used to derive (no DAGSTER_HOME); the CLI derives the rest from TRADEOPS_HOME."""
+        env = {k: v for k, v in self.env.items() if k != "DAGSTER_HOME"}
+        return subprocess.run(
+            [str(BIN / "tradeops"), *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def register_months(self) -> list[str]:
+        """Adds the source's months as partitions, as the demo and the sensor do first."""
+        from resources.market_data import MarketDataResource
+        from tradeops_assets.defs.market_data import partitions
+
+        digests = MarketDataResource(source=self.source).month_digests()
+        self.deployment.init()
+        with self.instance() as instance:
+            plan = partitions.plan_months(instance, digests)
+            partitions.add_months(instance, plan)
+        return plan.todo
 
     def materialize(
         self, select: str, partition_range: str | None = None, config: dict | None = None

@@ -85,8 +85,9 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
 
     verified = pipe.tradeops("audit", "verify")
     assert verified.returncode == 0, verified.stderr
-    # gate, move, deploy, deploy (the restart); gate (refused); gate, move, deploy
-    assert "8 records" in verified.stdout
+    # gate, move, deploy intent + deploy; the restart's intent + deploy; gate (refused);
+    # gate, move, deploy intent + deploy
+    assert "11 records" in verified.stdout
     exported = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
     moves = [r["details"] for r in exported if r["action"] == "alias_move"]
     assert [(m["from_version"], m["to_version"]) for m in moves] == [(None, "1"), ("1", "3")]

@@ -78,6 +78,7 @@ def test_a_run_killed_during_training_resumes_from_its_checkpoint_when_re_execut
     make_pipeline,
 ):
     pipe = make_pipeline("synthetic:symbols=3,bars=700,seed=8")
+    pipe.register_months()
     assert (
         pipe.materialize(
             "key:market_bars or key:market_features", "2015-01-01...2017-09-01"

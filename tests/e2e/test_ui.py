@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from tests.e2e.conftest import BIN, REPO
-from tests.graph import ASSET_CHAIN
 from tradeops_assets.cli import MODULE
+from tradeops_assets.keys import CHAIN
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
     with webserver(demo_pipeline) as base:
         nodes = graphql(base, LINEAGE_QUERY)["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(by_key) == set(ASSET_CHAIN)
+    assert set(by_key) == set(CHAIN)
     assert by_key["champion_policy"]["dependencyKeys"] == [{"path": ["backtest_report"]}]
     (gate,) = by_key["backtest_report"]["assetChecksOrError"]["checks"]
     assert gate == {"name": "promotion_gate", "blocking": True}

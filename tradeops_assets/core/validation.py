@@ -155,15 +155,15 @@ def _gaps(bars: pl.DataFrame, policy: ValidationPolicy) -> pl.Series:
     return view.filter(pl.col("gap") > pl.col("median_gap") * policy.max_gap_ratio).get_column(_ROW)
 
 
-def calendars_used(bars: pl.DataFrame, policy: ValidationPolicy) -> dict[str, dict[str, str]]:
+def calendars_used(bars: pl.DataFrame, choice: CalendarChoice) -> dict[str, dict[str, str]]:
     """Each symbol's trading calendar, and whether it was named or inferred from the bars."""
-    _, used = trading_gaps(_sorted_view(bars), policy.calendars)
+    _, used = trading_gaps(_sorted_view(bars), choice)
     return {
         "calendars": {
             symbol: {
                 "calendar": calendar.name,
                 "chosen": "inferred (auto)"
-                if policy.calendars.name_for(symbol).lower() == "auto"
+                if choice.name_for(symbol).lower() == "auto"
                 else "configured",
             }
             for symbol, calendar in used.items()
@@ -200,7 +200,7 @@ RULES: tuple[Rule, ...] = (
         "no gap between bars beyond max_gap_ratio x the symbol's median spacing, "
         "both in open-market time on the symbol's trading calendar",
         _gaps,
-        calendars_used,
+        lambda bars, policy: calendars_used(bars, policy.calendars),
     ),
     Rule("bars_no_jumps", "no single-bar |log return| beyond max_abs_log_return", _jumps),
 )

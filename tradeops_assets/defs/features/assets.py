@@ -1,26 +1,29 @@
 import dagster as dg
 
 from resources.datasets import DatasetStore
-from resources.market_data import MarketDataResource
-from tradeops_assets.core import features, validation
+from tradeops_assets.core import features
 from tradeops_assets.core.errors import ValidationError
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 from tradeops_assets.defs.lineage import code_version, combined_version, lineage_metadata
+from tradeops_assets.defs.market_data.verdicts import months_not_passed
 from tradeops_assets.keys import FEATURES_GROUP, MARKET_BARS, MARKET_FEATURES
 
 
-def load_validated_bars(datasets: DatasetStore, market_data: MarketDataResource):
-    """All stored months of bars, re-validated by the same rules and thresholds as the checks.
+def load_checked_bars(instance: dg.DagsterInstance, datasets: DatasetStore):
+    """Every stored month of bars, provided each passed every bar check as last stored.
 
-    A month whose checks failed stays stored for inspection; it never feeds features.
+    A month whose checks failed stays stored for inspection; it never feeds features,
+    and nothing here judges bars a second time with thresholds of its own.
     """
-    bars, md5s = datasets.read(MARKET_BARS)
-    policy = market_data.validation_policy()
-    failed = [r.message for r in validation.validate_bars(bars, policy) if not r.passed]
-    if failed:
+    months = datasets.partitions(MARKET_BARS)
+    refused = months_not_passed(instance, months)
+    if refused:
+        listed = "; ".join(f"{m} ({', '.join(why)})" for m, why in sorted(refused.items())[:5])
         raise ValidationError(
-            f"stored {MARKET_BARS} break validation rules, refusing to build features: {failed}"
+            f"{len(refused)} stored month(s) of {MARKET_BARS} have not passed every bar check, "
+            f"refusing to build features from them: {listed}"
         )
+    bars, md5s = datasets.read(MARKET_BARS, months)
     return bars.sort(SYMBOL, TIMESTAMP), md5s
 
 
@@ -35,7 +38,7 @@ def load_validated_bars(datasets: DatasetStore, market_data: MarketDataResource)
     tags={"layer": "features"},
 )
 def market_features(
-    context: dg.AssetExecutionContext, datasets: DatasetStore, market_data: MarketDataResource
+    context: dg.AssetExecutionContext, datasets: DatasetStore
 ) -> dg.MaterializeResult:
     """Causal features of every symbol's bars: the exact inputs a policy sees, in training and live.
 
@@ -45,7 +48,7 @@ def market_features(
     only bars at or before its timestamp (the no-look-ahead check proves it); the
     first warm-up bars of each symbol are dropped.
     """
-    bars, upstream = load_validated_bars(datasets, market_data)
+    bars, upstream = load_checked_bars(context.instance, datasets)
     frame = features.compute_features(bars)
     (snapshot,) = datasets.write(MARKET_FEATURES, {"full": frame})
     context.log.info(f"{frame.height} feature rows from {bars.height} bars, md5 {snapshot.md5}")

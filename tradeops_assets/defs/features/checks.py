@@ -3,9 +3,8 @@ import pandera.errors as pa_errors
 import polars as pl
 
 from resources.datasets import DatasetStore
-from resources.market_data import MarketDataResource
 from tradeops_assets.core import features
-from tradeops_assets.defs.features.assets import load_validated_bars
+from tradeops_assets.defs.features.assets import load_checked_bars
 from tradeops_assets.keys import MARKET_FEATURES
 
 FEATURES_SCHEMA_CHECK = "features_schema"
@@ -58,9 +57,9 @@ def features_finite(datasets: DatasetStore) -> dg.AssetCheckResult:
     description="Blocking: features on truncated history equal the prefix on full history.",
 )
 def features_no_look_ahead(
-    datasets: DatasetStore, market_data: MarketDataResource
+    context: dg.AssetCheckExecutionContext, datasets: DatasetStore
 ) -> dg.AssetCheckResult:
-    bars, _ = load_validated_bars(datasets, market_data)
+    bars, _ = load_checked_bars(context.instance, datasets)
     mismatches = features.look_ahead_mismatches(bars, cut=LOOK_AHEAD_CUT_BARS)
     return dg.AssetCheckResult(
         passed=mismatches == 0,

@@ -34,7 +34,7 @@ def market_bars(
     """
     frames = {key: market_data.bars_between(*month_bounds(key)) for key in context.partition_keys}
     snapshots = datasets.write(MARKET_BARS, frames)
-    policy = market_data.validation_policy()
+    calendars = market_data.calendars()
     for snap in snapshots:
         month = frames[snap.partition]
         stamps = month.get_column(schemas.TIMESTAMP)
@@ -47,7 +47,7 @@ def market_bars(
                 "data_version": snap.md5,
                 SOURCE_DIGEST: month_digests(month).get(snap.partition, ""),
                 "symbols": dg.MetadataValue.json(sources.symbols_of(month)),
-                **validation.calendars_used(month, policy),
+                **validation.calendars_used(month, calendars),
             },
             partition_key=snap.partition,
         )

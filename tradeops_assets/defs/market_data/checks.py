@@ -10,6 +10,7 @@ from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource, month_key_expr
 from tradeops_assets.core.validation import RULES, Rule, RuleResult
 from tradeops_assets.defs.market_data.assets import market_bars
+from tradeops_assets.defs.market_data.config import BarValidationConfig
 from tradeops_assets.keys import MARKET_BARS
 
 BARS_SCHEMA_CHECK = "bars_schema"
@@ -43,12 +44,13 @@ def _bar_check(rule: Rule) -> dg.AssetChecksDefinition:
     )
     def bar_check(
         context: dg.AssetCheckExecutionContext,
+        config: BarValidationConfig,
         market_data: MarketDataResource,
         datasets: DatasetStore,
     ) -> dg.AssetCheckResult:
         keys = list(context.op_execution_context.partition_keys)
         bars, _ = datasets.read(MARKET_BARS, keys)
-        result = rule.evaluate(bars, market_data.validation_policy())
+        result = rule.evaluate(bars, config.policy(market_data.calendars()))
         for event in per_month_evaluations(context, rule, result, bars, keys):
             context.op_execution_context.log_event(event)
         return check_result(result)
