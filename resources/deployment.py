@@ -52,9 +52,7 @@ class Deployment:
             market_source=env.get("TRADEOPS_MARKET_SOURCE") or DEFAULT_SOURCE,
             serve_port=int(port),
             calendar=env.get("TRADEOPS_MARKET_CALENDAR") or AUTO,
-            symbol_calendars=_pairs(
-                "TRADEOPS_SYMBOL_CALENDARS", env.get("TRADEOPS_SYMBOL_CALENDARS")
-            ),
+            symbol_calendars=_pairs(env, "TRADEOPS_SYMBOL_CALENDARS"),
         )
 
     @property

@@ -56,15 +56,15 @@ def test_demo_on_sample_versions_everything_restores_bytes_and_refuses_promotion
     assert len({e.run_id for e in bars}) == 1
     # Yet every month shows its own figures, measured against the bars actually stored.
     by_month = {e.dagster_event.partition: e.asset_materialization.metadata for e in bars}
-    march = by_month["2015-03-01"]
-    stored = pl.read_parquet(pipe.home / "datasets" / "market_bars" / "2015-03-01.parquet")
+    march = by_month["2017-03-01"]
+    stored = pl.read_parquet(pipe.home / "datasets" / "market_bars" / "2017-03-01.parquet")
     assert march["dagster/row_count"].value == stored.height > 0
     assert march["first_bar"].value == str(stored["timestamp"].min())
     assert march["last_bar"].value == str(stored["timestamp"].max())
     assert (
         march["dvc_md5"].value
         == march["data_version"].value
-        == md5(pipe.home / "datasets" / "market_bars" / "2015-03-01.parquet")
+        == md5(pipe.home / "datasets" / "market_bars" / "2017-03-01.parquet")
     )
     assert len({m["dvc_md5"].value for m in by_month.values()}) == len(by_month)
     assert march["calendars"].value == {
