@@ -113,15 +113,17 @@ def serving_env(**extra: str) -> dict[str, str]:
 
 
 def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -> dict[str, str]:
-    """The environment ``bentoml serve`` of a policy bento needs: store, settings, nothing secret
-    beyond the API token and the public key."""
+    """The environment ``bentoml serve`` of a policy bento needs: its store and its settings,
+    nothing secret beyond the API token and the public key; ``extra`` overrides."""
     return serving_env(
-        BENTOML_HOME=str(bentoml_home),
-        BENTOML_DO_NOT_TRACK="True",
-        # A worker that refuses to start ends `bentoml serve` instead of respawning.
-        BENTOML_CONTAINERIZED="true",
-        **settings.to_env(),
-        **extra,
+        **{
+            "BENTOML_HOME": str(bentoml_home),
+            "BENTOML_DO_NOT_TRACK": "True",
+            # A worker that refuses to start ends `bentoml serve` instead of respawning.
+            "BENTOML_CONTAINERIZED": "true",
+            **settings.to_env(),
+            **extra,
+        }
     )
 
 
