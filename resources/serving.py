@@ -28,7 +28,9 @@ import yaml
 from bentos.trading_policy.settings import ServeSettings
 from resources.secrets import Secrets
 from tradeops_assets.core import signing
+from tradeops_assets.core.bundle import write_bundle
 from tradeops_assets.core.errors import TradeopsError
+from tradeops_assets.core.recipe import RegisteredPolicy
 
 BENTOML = Path(sys.executable).with_name("bentoml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -223,13 +225,16 @@ class BentoProcess:
 
 
 class BentoBuilder(dg.ConfigurableResource):
-    """Signs a policy bundle with the pipeline's key and builds its bento into the store."""
+    """Bundles a registered policy, signs it with the pipeline's key and builds its bento."""
 
     secrets: Secrets
     bentoml_home: str
 
-    def build(self, bundle: Path, labels: dict) -> dict:
+    def build(self, policy: RegisteredPolicy, lineage: dict, labels: dict) -> dict:
         with tempfile.TemporaryDirectory() as workdir:
+            bundle = write_bundle(
+                Path(workdir) / "bundle", policy.policy, policy.normaliser, policy.recipe, lineage
+            )
             label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
             built = package_elsewhere(
                 bundle, self.secrets.signing_key(), self.bentoml_home, Path(workdir), *label_args

@@ -17,6 +17,8 @@ from types import ModuleType
 
 import dagster as dg
 
+from tradeops_assets.keys import BACKTEST_REPORT, REPORT_LOCATION
+
 LIBRARIES = ("polars", "pandera", "numpy", "pyarrow", "dagster")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +81,8 @@ def latest_metadata(context, asset: str) -> dict:
     if event is None or event.asset_materialization is None:
         raise dg.Failure(f"{asset} has never been materialised")
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def latest_report(context) -> str:
+    """Where the latest backtest_report stored its summary: what the gate and later stages read."""
+    return str(latest_metadata(context, BACKTEST_REPORT)[REPORT_LOCATION])

@@ -8,7 +8,7 @@ from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import backtest, evaluation, promotion, summary, walk_forward
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
-from tradeops_assets.defs.lineage import code_version, latest_metadata, lineage_metadata
+from tradeops_assets.defs.lineage import code_version, latest_report, lineage_metadata
 from tradeops_assets.keys import (
     BACKTEST_REPORT,
     CHAMPION_POLICY,
@@ -104,10 +104,6 @@ def backtest_report(
             ),
         }
     )
-
-
-def latest_report(context: dg.OpExecutionContext) -> str:
-    return str(latest_metadata(context, BACKTEST_REPORT)[REPORT_LOCATION])
 
 
 @dg.asset(

@@ -4,8 +4,8 @@ from resources.audit import AuditTrail
 from resources.reports import ReportStore
 from tradeops_assets.core import promotion
 from tradeops_assets.core.promotion import GateDecision
-from tradeops_assets.defs.evaluation.assets import latest_report
 from tradeops_assets.defs.evaluation.config import GateConfig
+from tradeops_assets.defs.lineage import latest_report
 from tradeops_assets.keys import BACKTEST_REPORT, PROMOTION_GATE
 
 

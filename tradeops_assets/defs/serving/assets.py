@@ -1,6 +1,3 @@
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 
 from resources.audit import AuditTrail
@@ -8,11 +5,11 @@ from resources.mlflow_policy import CHAMPION, PolicyRegistry
 from resources.reports import ReportStore
 from resources.serving import BentoBuilder, DeployError, ServingTarget
 from tradeops_assets.core import bundle, decision, features, policy, request
-from tradeops_assets.defs.evaluation.assets import latest_report
 from tradeops_assets.defs.lineage import (
     code_version,
     git_commit,
     latest_metadata,
+    latest_report,
     lineage_metadata,
 )
 from tradeops_assets.keys import CHAMPION_POLICY, POLICY_BENTO, POLICY_DEPLOYMENT, SERVING_GROUP
@@ -57,17 +54,13 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             **{k: report.challenger[k] for k in ("sharpe", "max_drawdown", "turnover")},
         },
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        written = bundle.write_bundle(
-            Path(tmp) / "bundle", champion.policy, champion.normaliser, champion.recipe, lineage
-        )
-        labels = {
-            "policy_version": version,
-            "data_version": champion.recipe.data_version,
-            "code_version": lineage["code_version"],
-            "git_commit": lineage["git_commit"],
-        }
-        built = builder.build(written, labels)
+    labels = {
+        "policy_version": version,
+        "data_version": champion.recipe.data_version,
+        "code_version": lineage["code_version"],
+        "git_commit": lineage["git_commit"],
+    }
+    built = builder.build(champion, lineage, labels)
     context.log.info(f"built {built['bento_tag']} from tradeops-policy v{version}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(built["digest"][:32]),
