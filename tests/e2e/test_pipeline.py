@@ -2,6 +2,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -148,14 +149,17 @@ def test_a_new_month_of_files_processes_only_that_month(make_pipeline, tmp_path)
     assert pipe.tradeops("demo", "--through", "market_features").returncode == 0
     first = len(pipe.materializations("market_bars"))
 
+    def demo_ingests_only(month: str, said: str, runs_before: int) -> dg.AssetMaterialization:
+        done = pipe.tradeops("demo", "--through", "market_features")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert said in done.stdout
+        events = pipe.materializations("market_bars")
+        assert len(events) == runs_before + 1
+        assert events[0].dagster_event.partition == month
+        return events[0].asset_materialization
+
     write_vendor_per_day(bars.filter(pl.col("timestamp") >= cutoff), folder)
-    second = pipe.tradeops("demo", "--through", "market_features")
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "1 new month(s), 2017-09-01 .. 2017-09-01" in second.stdout
-    events = pipe.materializations("market_bars")
-    assert len(events) == first + 1
-    assert events[0].dagster_event.partition == "2017-09-01"
-    newest = events[0].asset_materialization
+    newest = demo_ingests_only("2017-09-01", "1 new month(s), 2017-09-01 .. 2017-09-01", first)
     # A one-month run stamps that month's own md5 as its data version.
     assert newest.tags["dagster/data_version"] == newest.metadata["dvc_md5"].value
     assert len(pipe.materializations("market_features")) == 2
@@ -163,12 +167,7 @@ def test_a_new_month_of_files_processes_only_that_month(make_pipeline, tmp_path)
     # A vendor corrects one day of an old month: only that month is ingested again.
     day = folder / "2016-03-15.csv"
     pl.read_csv(day).with_columns(pl.col("Vol") + 100).write_csv(day)
-    third = pipe.tradeops("demo", "--through", "market_features")
-    assert third.returncode == 0, third.stderr[-2000:]
-    assert "0 new month(s); 1 changed: 2016-03-01" in third.stdout
-    events = pipe.materializations("market_bars")
-    assert len(events) == first + 2
-    assert events[0].dagster_event.partition == "2016-03-01"
+    demo_ingests_only("2016-03-01", "0 new month(s); 1 changed: 2016-03-01", first + 1)
 
 
 @pytest.mark.parametrize("rule", sorted(CORRUPTIONS))
