@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +14,14 @@ STRAY_STORES = ("mlflow.db", "mlruns")
 # Any MLflow call that does not name the pipeline's store falls back to this URI and fails
 # loudly, in this process and in every Dagster, BentoML or MLflow process the tests start.
 os.environ["MLFLOW_TRACKING_URI"] = NO_DEFAULT_MLFLOW_STORE
+
+
+@pytest.fixture(autouse=True)
+def _no_default_mlflow_store():
+    """A test that named a store for itself (``mlflow.set_tracking_uri``) gives it back."""
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != NO_DEFAULT_MLFLOW_STORE and "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(NO_DEFAULT_MLFLOW_STORE)
 
 
 def pytest_sessionfinish(session, exitstatus):

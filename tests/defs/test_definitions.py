@@ -218,3 +218,17 @@ def test_dev_secrets_are_created_lazily_once_owner_only_and_agree(tmp_path):
     (bundle / "f").write_text("x")
     signing.sign_bundle(bundle, secrets.signing_key())
     assert signing.verify_bundle(bundle, secrets.public_key())  # the pair belongs together
+
+
+def test_the_launchpad_lists_the_algorithms_and_the_recipe_defaults(defs):
+    from tradeops_assets.core.algorithms import Algorithm
+    from tradeops_assets.core.recipe import TrainConfig
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    ops = job.run_config_schema.config_type.fields["ops"].config_type.fields
+    training = ops["trained_policy"].config_type.fields["config"].config_type.fields
+    algorithm = training["algorithm"].config_type
+    algorithm = getattr(algorithm, "inner_type", algorithm)  # optional: a default is given
+    assert algorithm.kind.name == "ENUM"
+    assert [v.config_value for v in algorithm.enum_values] == [a.value for a in Algorithm]
+    assert training["timesteps"].default_value == TrainConfig().timesteps
