@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.market import EnvConfig
 from tradeops_assets.core.recipe import TrainConfig
-from tradeops_assets.core.training import CHECKPOINT, train
+from tradeops_assets.core.training import CHECKPOINT, EpisodeReturns, train
 from tradeops_assets.core.windows import Window
 
 SPAN = Window(datetime(2015, 4, 1), datetime(2015, 12, 31))
@@ -51,14 +52,40 @@ def test_bad_algorithm_choices_are_refused(config, message):
         TrainConfig(**config)
 
 
+def test_a_run_stopped_mid_rollout_resumes_to_the_same_weights(
+    feature_frame, tmp_path, monkeypatch
+):
+    """Checkpoint interval (3,000) no multiple of the rollout (1,024): still the exact run."""
+    config = replace(QUICK, timesteps=8192, checkpoint_every=3000)
+    uninterrupted = train(feature_frame, config, SPAN, tmp_path / "a")
+
+    class StoppedError(Exception):
+        pass
+
+    def stop_after_a_checkpoint(self) -> bool:
+        if self.num_timesteps >= 4096 + 300:
+            raise StoppedError
+        return True
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EpisodeReturns, "_on_step", stop_after_a_checkpoint)
+        with pytest.raises(StoppedError):
+            train(feature_frame, config, SPAN, tmp_path / "b")
+    resumed = train(feature_frame, config, SPAN, tmp_path / "b")
+    assert resumed.resumed_from == 3072  # the first rollout boundary past 3,000 steps
+    assert resumed.timesteps == uninterrupted.timesteps == 8192
+    assert resumed.weights_hash == uninterrupted.weights_hash
+
+
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(
+def test_a_killed_default_run_resumes_to_the_uninterrupted_step_count_and_weights(
     feature_frame, tmp_path
 ):
+    """The demo's own training config, SIGKILLed after its first checkpoint."""
     frame_path = tmp_path / "features.parquet"
     feature_frame.write_parquet(frame_path)
     workdir = tmp_path / "run"
-    config = TrainConfig(**{**QUICK.__dict__, "timesteps": 16384, "checkpoint_every": 2048})
+    config = TrainConfig(env=EnvConfig(episode_bars=64))
     script = textwrap.dedent(f"""
         import polars as pl
         from datetime import datetime
@@ -67,9 +94,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(
         from tradeops_assets.core.recipe import TrainConfig
         from tradeops_assets.core.training import train
         from tradeops_assets.core.windows import Window
-        config = TrainConfig(timesteps=16384, n_envs=8, n_steps=128, batch_size=256,
-                             checkpoint_every=2048, env=EnvConfig(window=8, episode_bars=64))
-        train(pl.read_parquet({str(frame_path)!r}), config,
+        train(pl.read_parquet({str(frame_path)!r}), TrainConfig(env=EnvConfig(episode_bars=64)),
               Window(datetime(2015, 4, 1), datetime(2015, 12, 31)), Path({str(workdir)!r}))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -77,11 +102,13 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(
     while not (workdir / CHECKPOINT).exists():
         assert proc.poll() is None, "training ended before its first checkpoint"
         assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
     resumed = train(feature_frame, config, SPAN, workdir)
-    assert 0 < resumed.resumed_from < config.timesteps
-    assert resumed.timesteps == config.timesteps
+    uninterrupted = train(feature_frame, config, SPAN, tmp_path / "again")
+    assert 0 < resumed.resumed_from < config.timesteps == 65_536
+    assert resumed.timesteps == uninterrupted.timesteps == config.timesteps
+    assert resumed.weights_hash == uninterrupted.weights_hash

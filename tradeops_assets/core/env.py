@@ -211,6 +211,22 @@ class VecTradingEnv(VecEnv):
             obs[finished] = self._obs()[finished]
         return obs, pnl.astype(np.float32), done, infos
 
+    def get_state(self) -> dict[str, Any]:
+        """Everything the next step depends on, so a resumed run continues this one exactly."""
+        return {
+            "rng": self._rng.bit_generator.state,
+            "row": self._row.copy(),
+            "steps": self._steps.copy(),
+            "position": self._position.copy(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+        self._row, self._steps = state["row"].copy(), state["steps"].copy()
+        self._position = state["position"].copy()
+        self._reset_seeds()  # loading a model seeds the env; the restored generator wins
+
     def close(self) -> None:
         return None
 

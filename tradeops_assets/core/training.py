@@ -3,12 +3,16 @@
 Same feature data version + config + seed gives the same weights hash: the
 environment draws episodes only from its own seeded generator, SB3 seeds torch
 and numpy from ``seed``, and torch runs deterministic kernels. Training
-checkpoints as it goes; a run killed midway resumes from its last checkpoint
-and finishes at the same total step count.
+checkpoints between updates; a run killed midway resumes from its last checkpoint
+and ends at the same step count with the same weights as a run never killed: the
+checkpoint holds the env's and every random generator's state beside the model.
+(Off-policy algorithms resume with an empty replay buffer, so they end at the same
+step count but not bit for bit.)
 """
 
 import hashlib
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -78,8 +82,16 @@ class ProgressCallback(BaseCallback):
         self._emit()
 
 
+RESUME_STATE = "_tradeops_resume"
+
+
 class CheckpointCallback(BaseCallback):
-    """Saves the model atomically every ``every`` steps, so a killed run loses at most that."""
+    """Saves the model, the env and the random generators between two updates, atomically.
+
+    At the start of a rollout the previous update is complete, so a checkpoint is an
+    exact point to continue from; a killed run loses at most ``every`` steps (rounded
+    up to a whole rollout).
+    """
 
     def __init__(self, path: Path, every: int):
         super().__init__()
@@ -89,10 +101,12 @@ class CheckpointCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self.num_timesteps - self._last >= self.every:
             self._last = self.num_timesteps
             save_atomically(self.model, self.path)
+
+    def _on_step(self) -> bool:
         return True
 
 
@@ -111,9 +125,36 @@ class EpisodeReturns(BaseCallback):
 
 
 def save_atomically(model: BaseAlgorithm, path: Path) -> None:
+    """The model and the state to continue it exactly, in one file replaced atomically."""
+    setattr(
+        model,
+        RESUME_STATE,
+        {
+            "env": model.get_env().get_state(),
+            "last_obs": model._last_obs,
+            "last_episode_starts": model._last_episode_starts,
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+    )
     tmp = path.with_suffix(".tmp.zip")
-    model.save(tmp)
+    model.save(tmp, include=[RESUME_STATE])
     os.replace(tmp, path)
+
+
+def resume(config: TrainConfig, checkpoint: Path, env: VecTradingEnv) -> BaseAlgorithm:
+    """The checkpointed model, with the env and the random generators where they were."""
+    model = config.spec.sb3_class().load(checkpoint, env=env, device="cpu")
+    state = getattr(model, RESUME_STATE, None)
+    if state is not None:
+        env.set_state(state["env"])
+        model._last_obs = state["last_obs"]  # SB3 saves neither, and would reset the env
+        model._last_episode_starts = state["last_episode_starts"]
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+    return model
 
 
 def make_model(config: TrainConfig, env: VecTradingEnv) -> BaseAlgorithm:
@@ -147,7 +188,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / CHECKPOINT
     if checkpoint.exists():
-        model = config.spec.sb3_class().load(checkpoint, env=env, device="cpu")
+        model = resume(config, checkpoint, env)
         resumed_from = model.num_timesteps
     else:
         model, resumed_from = make_model(config, env), 0
