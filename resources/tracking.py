@@ -53,8 +53,12 @@ class TrainingRun:
         mlflow.log_metrics({f"validation_return_{k}": v for k, v in sweep.spread().items()})
 
     def register(self, sweep: "SeedSweep", recipe: PolicyRecipe) -> tuple[str, str]:
-        """Logs the best seed's policy, registers it and points 'challenger' at it."""
+        """Logs the best seed's policy, registers it and points 'challenger' at it.
+
+        Refuses first if its feature scaling saw any row outside the training window.
+        """
         best = sweep.best
+        best.result.normaliser.check_fitted_within(recipe.train_window)
         model_uri = log_policy(
             best.workdir,
             best.checkpoint,

@@ -49,3 +49,17 @@ def test_a_broken_log_is_not_extended(log):
     with pytest.raises(AuditError, match="fails verification"):
         log.append("alias_move", "user:mallory", {"to_version": "4"})
     assert len(log.records()) == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [("actor", "user:mallory"), ("action", "deploy"), ("time", "2020-01-01T00:00:00+00:00")],
+)
+def test_every_field_of_a_record_is_under_its_hash(log, field, forged):
+    lines = log.path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record[field] = forged
+    rewrite(log, [lines[0], json.dumps(record), lines[2]])
+    check = log.verify()
+    assert not check.ok
+    assert any(":2: contents edited" in p for p in check.problems)

@@ -65,6 +65,26 @@ def test_fees_slippage_and_borrow_are_charged_exactly():
     assert np.allclose(ledger.fees + ledger.slippage + ledger.borrow, env_cost, rtol=0, atol=1e-17)
 
 
+def test_turnover_and_cost_drag_are_per_year_of_bars_traded():
+    """Five bars at ten bars a year is half a year: per-year figures are twice the sums."""
+    config = EnvConfig(fee_bps=1.0, slippage_bps=2.0, borrow_bps_per_year=100.0, bars_per_year=10)
+    position = np.array([1.0, 1.0, -1.0, 0.0, 0.5])
+    next_return = np.array([0.01, -0.02, 0.03, 0.04, -0.01])
+    ledger = backtest.account(position, next_return, np.array([0]), config)
+    # traded 1 + 0 + 2 + 1 + 0.5 = 4.5 units; 3 bp each; one bar short pays 100 bp / 10 bars
+    traded, cost = 4.5, 4.5 * 3e-4 + 1e-3
+    assert ledger.traded.sum() == pytest.approx(traded)
+    costs = ledger.fees + ledger.slippage + ledger.borrow
+    assert costs.sum() == pytest.approx(cost, rel=1e-12)
+    m = backtest.metrics(
+        np.expm1(ledger.pnl), position, ledger.traded, ledger.gross, costs, config.bars_per_year
+    )
+    assert m["turnover"] == pytest.approx(traded / 0.5)
+    assert m["cost_drag"] == pytest.approx(cost / 0.5, rel=1e-12)
+    assert m["exposure"] == pytest.approx((1 + 1 + 1 + 0 + 0.5) / 5)
+    assert m["hit_rate"] == pytest.approx(1 / 4)  # of the 4 bars holding a position, 1 made money
+
+
 def test_backtest_pays_what_the_env_pays_for_the_same_decisions(arrays, policy):
     env = TradingEnv(arrays, CONFIG)
     obs, info = env.reset(seed=4)

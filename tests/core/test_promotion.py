@@ -121,3 +121,62 @@ def test_the_first_policy_is_judged_against_the_baselines_only():
     assert "no champion yet" in champion.why
     first["held_out"]["challenger"]["sharpe"] = 0.8  # below buy-and-hold's 0.9
     assert not judge(first, GateCriteria()).passed
+
+
+def with_held_out(**sharpes) -> dict:
+    report = copy.deepcopy(GOOD)
+    for strategy, value in sharpes.items():
+        report["held_out"][strategy]["sharpe"] = value
+    return report
+
+
+def criterion(verdict, name: str):
+    return next(c for c in verdict.criteria if c.name == name)
+
+
+@pytest.mark.parametrize("baseline", ["buy_and_hold", "flat", "momentum", "champion"])
+def test_equal_to_a_baseline_plus_its_margin_is_not_beating_it(baseline):
+    margin = "champion_margin" if baseline == "champion" else "baseline_margin"
+    criteria = GateCriteria(**{margin: 0.25})
+    at = judge(with_held_out(challenger=0.75, **{baseline: 0.5}), criteria)
+    assert not criterion(at, f"held_out_sharpe_vs_{baseline}").passed
+    above = judge(with_held_out(challenger=0.75 + 1e-9, **{baseline: 0.5}), criteria)
+    assert criterion(above, f"held_out_sharpe_vs_{baseline}").passed
+
+
+def test_a_fold_win_rate_exactly_at_the_minimum_passes_and_one_less_fails():
+    exactly = copy.deepcopy(GOOD)
+    exactly["folds"] = [fold(2.0), fold(2.0), fold(0.1), fold(0.1)]  # 2 of 4
+    assert criterion(
+        judge(exactly, GateCriteria(min_fold_win_rate=0.5)), "walk_forward_win_rate"
+    ).passed
+    short = copy.deepcopy(GOOD)
+    short["folds"] = [fold(2.0), fold(0.1), fold(0.1), fold(0.1)]
+    assert not criterion(
+        judge(short, GateCriteria(min_fold_win_rate=0.5)), "walk_forward_win_rate"
+    ).passed
+
+
+def test_a_fold_only_counts_as_won_by_more_than_the_baseline_margin():
+    narrow = copy.deepcopy(GOOD)
+    narrow["folds"] = [fold(1.0, best_baseline=0.9)] * 3  # ahead by 0.1, margin 0.25
+    verdict = judge(narrow, GateCriteria(baseline_margin=0.25, min_fold_win_rate=0.5))
+    assert criterion(verdict, "walk_forward_win_rate").value == 0.0
+    wide = copy.deepcopy(GOOD)
+    wide["folds"] = [fold(1.2, best_baseline=0.9)] * 3
+    verdict = judge(wide, GateCriteria(baseline_margin=0.25, min_fold_win_rate=0.5))
+    assert criterion(verdict, "walk_forward_win_rate").value == 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "limit"),
+    [("turnover", "turnover", 260.0), ("max_drawdown", "max_drawdown", 0.25)],
+)
+def test_risk_limits_hold_exactly_at_the_limit_and_refuse_just_past_it(name, field, limit):
+    at = copy.deepcopy(GOOD)
+    at["held_out"]["challenger"][field] = limit
+    assert criterion(judge(at, GateCriteria()), name).passed
+    past = copy.deepcopy(GOOD)
+    past["held_out"]["challenger"][field] = limit * 1.01
+    assert not criterion(judge(past, GateCriteria()), name).passed
+    assert GateCriteria().max_turnover == 260.0  # the documented default, not a multiple of it

@@ -116,6 +116,34 @@ def test_batch_errors_name_the_request_and_limits_apply(bundle, synthetic_bars):
         decide_one(bundle, good, Limits(max_bars=85))
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (
+            lambda bars: bars[5].update(timestamp=bars[4]["timestamp"]),
+            "bars[5].timestamp",
+            "duplicates",
+        ),
+        (
+            lambda bars: bars[5].update(timestamp=bars[3]["timestamp"]),
+            "bars[5].timestamp",
+            "earlier than",
+        ),
+        (lambda b: b[7].update(high=b[7]["low"] * 0.99), "bars[7]", "low <= open"),
+        (lambda b: b[9].update(volume=float("inf")), "bars[9].volume", "finite"),
+    ],
+)
+def test_a_bar_out_of_order_twice_or_inconsistent_is_refused_by_name(
+    bundle, synthetic_bars, change, field, reason
+):
+    request = request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
+    change(request["bars"])
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert err.value.field == field
+    assert reason in err.value.reason
+
+
 def test_bundle_refuses_features_it_was_not_trained_on(bundle, tmp_path):
     import json
     import shutil

@@ -24,6 +24,7 @@ from tradeops_assets.core.market import (
     EnvConfig,
     MarketArrays,
     Normaliser,
+    assert_causal,
     decision_rows,
     step_accounting,
 )
@@ -124,6 +125,9 @@ def run_on_book(
     market = np.empty((rows.size, policy.weights[0].shape[1]), np.float32)
     for lo in range(0, rows.size, chunk):
         block = windows[rows[lo : lo + chunk] - (window - 1)].reshape(-1, window * n_features)
+        if lo == 0:
+            probe = np.linspace(0, len(block) - 1, min(len(block), 16)).astype(np.int64)
+            assert_causal(block[probe], arrays, rows[probe], window, "backtest")
         market[lo : lo + chunk] = policy.market_term(block)
     lengths, offsets = positions_of.lengths, positions_of.symbol_starts()
     order = np.argsort(-lengths, kind="stable")  # longest first: live symbols are a prefix

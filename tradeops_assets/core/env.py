@@ -5,7 +5,9 @@ The execution rule, the observation and the accounting live in ``core/market.py`
 as environments. ``TradingEnv`` runs one episode at a time and passes Gymnasium's
 ``check_env``; ``VecTradingEnv`` steps many (symbol, offset) episodes in one numpy
 call. Both call ``step_accounting``, so they cannot disagree on a fill, a fee or
-a reward, and both see nothing after the decision bar.
+a reward, and both see nothing after the decision bar: each checks, as it runs, that
+its observations are the feature rows up to the decision bar and nothing later
+(``market.assert_causal``, on every episode start and a sample of vectorised steps).
 """
 
 from typing import Any
@@ -20,6 +22,7 @@ from tradeops_assets.core.market import (
     OBS_CLIP,
     EnvConfig,
     MarketArrays,
+    assert_causal,
     decision_rows,
     step_accounting,
 )
@@ -39,6 +42,10 @@ def _episode_bounds(
             "shorten them or widen the span"
         )
     return lo, hi
+
+
+CAUSALITY_EVERY, CAUSALITY_SAMPLE = 64, 4
+"""The vectorised env checks 4 of its episodes' observations every 64 calls (~1% of a step)."""
 
 
 class TradingEnv(gym.Env):
@@ -95,7 +102,9 @@ class TradingEnv(gym.Env):
         self._steps = 0
         self._position = self._equity = self._peak = 0.0
         self._sharpe_a = self._sharpe_b = 0.0
-        return self._obs(), {"symbol": self.arrays.symbols[symbol], "row": self._row}
+        obs = self._obs()
+        assert_causal(obs[None, :-1], self.arrays, [self._row], self.config.window, "TradingEnv")
+        return obs, {"symbol": self.arrays.symbols[symbol], "row": self._row}
 
     def step(self, action):
         target = self._target(action)
@@ -159,6 +168,7 @@ class VecTradingEnv(VecEnv):
             :, 0
         ]
         self._rng = np.random.default_rng()
+        self._calls = 0
         self._row = np.zeros(num_envs, np.int64)
         self._steps = np.zeros(num_envs, np.int64)
         self._position = np.zeros(num_envs)
@@ -175,6 +185,11 @@ class VecTradingEnv(VecEnv):
         windows = self._windows[self._row - (self.config.window - 1)]
         out[:, :-1] = windows.reshape(self.num_envs, -1)
         out[:, -1] = self._position
+        if self._calls % CAUSALITY_EVERY == 0:
+            sample = slice(0, min(self.num_envs, CAUSALITY_SAMPLE))
+            rows = self._row[sample]
+            assert_causal(out[sample, :-1], self.arrays, rows, self.config.window, "VecTradingEnv")
+        self._calls += 1
         return out
 
     def reset(self) -> np.ndarray:

@@ -29,6 +29,10 @@ class FeatureError(TradeopsError):
     """Bars that cannot be turned into features (too short, unsorted, ...)."""
 
 
+class LeakageError(TradeopsError):
+    """Information from after a decision, or after a training window, reached what uses it."""
+
+
 class SnapshotError(TradeopsError):
     """A dataset snapshot that cannot be written, found or restored."""
 

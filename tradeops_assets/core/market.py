@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.errors import ConfigError, LeakageError
 from tradeops_assets.core.features import FEATURE_COLUMNS
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 from tradeops_assets.core.windows import Window, to_datetime64
@@ -73,15 +73,20 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class Normaliser:
-    """Feature scaling fitted on the training window only, and saved with the policy."""
+    """Feature scaling fitted on the training window only, and saved with the policy.
+
+    ``fitted_on`` is the first and last timestamp of the rows it was actually fitted on,
+    recorded so registration can refuse a scaler that saw bars past the training window.
+    """
 
     mean: np.ndarray
     std: np.ndarray
+    fitted_on: Window | None = None
 
     @classmethod
-    def fit(cls, features: np.ndarray) -> "Normaliser":
+    def fit(cls, features: np.ndarray, fitted_on: Window | None = None) -> "Normaliser":
         std = features.std(axis=0)
-        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0))
+        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0), fitted_on)
 
     @classmethod
     def identity(cls) -> "Normaliser":
@@ -91,20 +96,39 @@ class Normaliser:
         scaled = (features - self.mean) / self.std
         return np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32)
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        if self.fitted_on is not None:
+            data["fitted_on"] = self.fitted_on.to_dict()
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "Normaliser":
-        return cls(np.asarray(data["mean"]), np.asarray(data["std"]))
+    def from_dict(cls, data: dict[str, Any]) -> "Normaliser":
+        fitted = data.get("fitted_on")
+        return cls(
+            np.asarray(data["mean"]),
+            np.asarray(data["std"]),
+            Window.from_dict(fitted) if fitted else None,
+        )
+
+    def check_fitted_within(self, window: Window) -> None:
+        """Refuses a scaler fitted on rows outside ``window`` (or on rows it cannot account for)."""
+        fitted = self.fitted_on
+        if fitted is None or fitted.first < window.first or fitted.last > window.last:
+            raise LeakageError(
+                f"feature scaling was fitted on rows {fitted or 'of unknown dates'}, "
+                f"outside the training window {window}: later bars would leak into the policy"
+            )
 
 
 def fit_normaliser(frame: pl.DataFrame, window: Window) -> Normaliser:
     """Feature scaling from the training window's rows only: no later row leaks into it."""
-    rows = frame.filter(window.contains()).select(FEATURE_COLUMNS).to_numpy()
-    if len(rows) == 0:
+    rows = frame.filter(window.contains())
+    if rows.is_empty():
         raise ConfigError(f"no feature rows inside the training window {window}")
-    return Normaliser.fit(rows)
+    stamps = rows.get_column(TIMESTAMP)
+    used = Window(stamps.min(), stamps.max())  # type: ignore[arg-type]
+    return Normaliser.fit(rows.select(FEATURE_COLUMNS).to_numpy(), used)
 
 
 @dataclass(frozen=True)
@@ -140,6 +164,36 @@ class MarketArrays:
     @property
     def n_features(self) -> int:
         return self.features.shape[1]
+
+
+def observation_rows(arrays: MarketArrays, rows: np.ndarray, window: int) -> np.ndarray:
+    """The market part of the observation at each decision row, by plain slicing: rows
+    t - window + 1 .. t of the row's own symbol, flattened. The reference the envs and
+    the backtest are checked against."""
+    width = window * arrays.n_features
+    out = np.empty((len(rows), width), np.float32)
+    for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
+        out[i] = arrays.features[row - window + 1 : row + 1].reshape(width)
+    return out
+
+
+def assert_causal(
+    observed: np.ndarray, arrays: MarketArrays, rows: np.ndarray, window: int, where: str
+) -> None:
+    """Refuses an observation built from anything but the bars up to its decision row.
+
+    Cheap enough to run on a sample of every rollout: the envs and the backtest build
+    observations through strided views for speed, and this holds them to the slicing
+    a reader can check by eye.
+    """
+    expected = observation_rows(arrays, rows, window)
+    bad = np.flatnonzero(~(observed == expected).all(axis=1))
+    if bad.size:
+        row = int(np.asarray(rows)[bad[0]])
+        raise LeakageError(
+            f"{where}: the observation for decision row {row} is not the feature rows "
+            f"{row - window + 1}..{row}; a policy must see nothing after its decision bar"
+        )
 
 
 def step_accounting(

@@ -101,6 +101,7 @@ def trained_policy(
                 {str(r.seed): r.validation_return for r in sweep.runs}
             ),
             "train_window": str(train_window),
+            "scaler_fitted_on": str(best.result.normaliser.fitted_on),
             "validation_window": str(validation),
             "held_out_window": str(held_out),
             "bars_per_year": base.env.bars_per_year,
