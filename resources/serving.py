@@ -273,6 +273,8 @@ class LocalServing(ServingTarget):
     secrets: Secrets
     prediction_log: str
     bentoml_home: str
+    max_bars: int = ServeSettings.max_bars
+    max_batch: int = ServeSettings.max_batch
     ready_timeout_s: float = 120.0
     drain_timeout_s: float = 30.0
 
@@ -292,6 +294,8 @@ class LocalServing(ServingTarget):
             api_token=self.secrets.api_token(),
             public_key=self.secrets.public_key(),
             prediction_log=Path(self.prediction_log),
+            max_bars=self.max_bars,
+            max_batch=self.max_batch,
         )
 
     def bento_env(self) -> dict:

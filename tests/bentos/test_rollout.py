@@ -79,6 +79,16 @@ class Traffic:
         for thread in self._threads:
             thread.join(60)
 
+    def wait_for(self, answered: int, timeout: float = 60) -> None:
+        """Until ``answered`` requests have come back 200, or fail saying how far it got."""
+        deadline = time.monotonic() + timeout
+        while len(self.versions) < answered:
+            assert time.monotonic() < deadline, (
+                f"{len(self.versions)} of {answered} answers after {timeout:.0f} s; "
+                f"statuses {dict(self.statuses)}, errors {self.errors[:3]}"
+            )
+            time.sleep(0.01)
+
 
 def test_a_new_bento_replaces_the_old_under_load_without_a_failed_request(
     target, packaged, second_bento, policy_bundle
@@ -86,13 +96,10 @@ def test_a_new_bento_replaces_the_old_under_load_without_a_failed_request(
     first = target.deploy(packaged["bento_tag"], "first champion", {})
     body = request_for(policy_bundle[1], "SYN0000", 100)
     with Traffic(target.url, body) as traffic:
-        while len(traffic.versions) < 50:
-            pass
+        traffic.wait_for(50)
         second = target.deploy(second_bento["bento_tag"], "new champion v8", {})
         switched = time.monotonic()
-        seen = len(traffic.versions)
-        while len(traffic.versions) < seen + 50:
-            pass
+        traffic.wait_for(len(traffic.versions) + 50)
     assert traffic.errors == []
     assert set(traffic.statuses) == {200}, traffic.statuses
     assert traffic.versions[0] == "7"
@@ -122,10 +129,13 @@ def test_only_bentos_signed_by_the_trusted_key_are_deployed(
 
 
 def test_a_bento_failing_its_health_check_is_rolled_back(target, packaged, second_bento):
+    """A signed bento that cannot start (here: a batch limit of 0 is refused at start-up)
+    never gets traffic; the live one keeps serving and the refusal says why."""
     first = target.deploy(packaged["bento_tag"], "champion", {})
-    impatient = target.model_copy(update={"ready_timeout_s": 0.01})
-    with pytest.raises(DeployError, match=r"failed its health check .* rolled back"):
-        impatient.deploy(second_bento["bento_tag"], "too slow to start", {})
+    misconfigured = target.model_copy(update={"max_batch": 0})
+    with pytest.raises(DeployError, match=r"failed its health check .* rolled back") as err:
+        misconfigured.deploy(second_bento["bento_tag"], "cannot start", {})
+    assert "TRADEOPS_MAX_BATCH='0' must be >= 1" in str(err.value)
     assert target.current()["bento_tag"] == packaged["bento_tag"]
     assert alive(first["bento_pid"])
     status = httpx.get(f"{target.url}/_frontdoor").json()

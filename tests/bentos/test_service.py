@@ -177,14 +177,18 @@ def test_size_and_shape_limits(served, good):
 
 
 def test_invalid_requests_are_never_logged(served, good):
+    """Refused requests carry a position no valid request sends; none of it may be logged."""
+    marked = {**good, "position": -0.123456}
     with served.client() as client:
-        ok = client.post("/predict", json=good).json()["request_id"]
-        client.post("/predict", json=_mutate(good, "bars.3.close", -1.0))
+        for path in ("bars.3.close", "bars.4.high", "bars.5.volume"):
+            refused = client.post("/predict", json=_mutate(marked, path, -1.0))
+            assert refused.status_code == 422
+        ok = client.post("/predict", json={**good, "position": 0.654321}).json()["request_id"]
+    assert ok in logged_ids(served, {ok})  # the log has caught up with the valid request
     logged = read_log(served.log_dir)
-    ids = logged_ids(served, {ok})
-    assert ok in ids
+    assert logged.filter(pl.col("position") == -0.123456).height == 0
+    assert logged.filter(pl.col("request_id") == ok)["position"].to_list() == [0.654321]
     assert logged.filter(pl.col("target_position").is_null()).height == 0
-    assert read_log(served.log_dir).height == len(ids)
 
 
 def test_auth_is_required_except_for_probes(served, good):
