@@ -1,33 +1,36 @@
 """What every materialisation records so an auditor can reproduce it.
 
-Code version: a hash of the source of the modules an asset runs, so it changes
-exactly when the logic does. Metadata: git commit, library versions, config and
-upstream data versions.
+Metadata: git commit, library versions, config and upstream data versions (code
+versions are derived in ``code_versions.py``).
 """
 
 import hashlib
-import inspect
 import json
 import os
 import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 
 import dagster as dg
 
 from tradeops_assets.keys import BACKTEST_REPORT, REPORT_LOCATION
 
-LIBRARIES = ("polars", "pandera", "numpy", "pyarrow", "dagster")
+LIBRARIES = (
+    "polars",
+    "pandera",
+    "numpy",
+    "pyarrow",
+    "scipy",
+    "exchange-calendars",
+    "gymnasium",
+    "torch",
+    "stable-baselines3",
+    "mlflow",
+    "bentoml",
+    "dagster",
+)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def code_version(*modules: ModuleType) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(inspect.getsource(module).encode())
-    return digest.hexdigest()[:16]
 
 
 @cache

@@ -2,7 +2,10 @@
 
 import dagster as dg
 
+from tradeops_assets.defs.code_versions import versioned
 from tradeops_assets.defs.evaluation.assets import backtest_report, champion_policy
 from tradeops_assets.defs.evaluation.checks import promotion_gate
 
-defs = dg.Definitions(assets=[backtest_report, champion_policy], asset_checks=[promotion_gate])
+defs = dg.Definitions(
+    assets=versioned(backtest_report, champion_policy), asset_checks=[promotion_gate]
+)

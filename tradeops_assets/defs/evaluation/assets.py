@@ -5,10 +5,10 @@ from resources.datasets import DatasetStore
 from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, PolicyRegistry
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
-from tradeops_assets.core import backtest, evaluation, promotion, summary, walk_forward
+from tradeops_assets.core import backtest, evaluation
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
-from tradeops_assets.defs.lineage import code_version, latest_report, lineage_metadata
+from tradeops_assets.defs.lineage import latest_report, lineage_metadata
 from tradeops_assets.keys import (
     BACKTEST_REPORT,
     CHAMPION_POLICY,
@@ -23,7 +23,6 @@ from tradeops_assets.keys import (
     name=BACKTEST_REPORT,
     group_name=EVALUATION_GROUP,
     deps=[TRAINED_POLICY, MARKET_FEATURES],
-    code_version=code_version(backtest, evaluation, summary, walk_forward, render),
     required_resource_keys={"datasets", "registry", "reports", "training"},
     kinds={"mlflow", "html"},
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -110,7 +109,6 @@ def backtest_report(
     name=CHAMPION_POLICY,
     group_name=EVALUATION_GROUP,
     deps=[BACKTEST_REPORT],
-    code_version=code_version(promotion),
     required_resource_keys={"audit", "registry", "reports"},
     kinds={"mlflow"},
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -172,5 +170,6 @@ def champion_policy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                 )
             ),
             "audit_head": audit.verify().head,
+            **lineage_metadata(config={}, upstream={BACKTEST_REPORT: gate.report_sha256}),
         },
     )

@@ -4,7 +4,7 @@ from resources.datasets import DatasetStore
 from tradeops_assets.core import features
 from tradeops_assets.core.errors import ValidationError
 from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
-from tradeops_assets.defs.lineage import code_version, combined_version, lineage_metadata
+from tradeops_assets.defs.lineage import combined_version, lineage_metadata
 from tradeops_assets.defs.market_data.verdicts import months_not_passed
 from tradeops_assets.keys import FEATURES_GROUP, MARKET_BARS, MARKET_FEATURES
 
@@ -32,7 +32,6 @@ def load_checked_bars(instance: dg.DagsterInstance, datasets: DatasetStore):
     group_name=FEATURES_GROUP,
     deps=[MARKET_BARS],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    code_version=code_version(features),
     kinds={"polars", "parquet", "dvc"},
     owners=["team:ml-engineering"],
     tags={"layer": "features"},

@@ -2,8 +2,8 @@ import dagster as dg
 
 from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource, month_digests
-from tradeops_assets.core import sample, schemas, sources, synthetic, validation, vendor
-from tradeops_assets.defs.lineage import code_version, combined_version, lineage_metadata
+from tradeops_assets.core import schemas, sources, validation
+from tradeops_assets.defs.lineage import combined_version, lineage_metadata
 from tradeops_assets.defs.market_data.partitions import SOURCE_DIGEST, market_months, month_bounds
 from tradeops_assets.keys import MARKET_BARS, MARKET_DATA_GROUP
 
@@ -13,7 +13,6 @@ from tradeops_assets.keys import MARKET_BARS, MARKET_DATA_GROUP
     group_name=MARKET_DATA_GROUP,
     partitions_def=market_months,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    code_version=code_version(vendor, sample, synthetic, sources, schemas),
     kinds={"polars", "parquet", "dvc"},
     owners=["team:data-engineering"],
     tags={"layer": "raw"},

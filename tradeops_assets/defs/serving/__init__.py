@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from tradeops_assets.defs.code_versions import versioned
 from tradeops_assets.defs.serving.assets import policy_bento, policy_deployment
 
-defs = dg.Definitions(assets=[policy_bento, policy_deployment])
+defs = dg.Definitions(assets=versioned(policy_bento, policy_deployment))

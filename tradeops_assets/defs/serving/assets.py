@@ -4,9 +4,7 @@ from resources.audit import AuditTrail
 from resources.mlflow_policy import CHAMPION, PolicyRegistry
 from resources.reports import ReportStore
 from resources.serving import BentoBuilder, DeployError, ServingTarget
-from tradeops_assets.core import bundle, decision, features, policy, request
 from tradeops_assets.defs.lineage import (
-    code_version,
     git_commit,
     latest_metadata,
     latest_report,
@@ -19,7 +17,6 @@ from tradeops_assets.keys import CHAMPION_POLICY, POLICY_BENTO, POLICY_DEPLOYMEN
     name=POLICY_BENTO,
     group_name=SERVING_GROUP,
     deps=[CHAMPION_POLICY],
-    code_version=code_version(bundle, decision, request, features, policy),
     required_resource_keys={"bentos", "registry", "reports"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -77,7 +74,6 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     name=POLICY_DEPLOYMENT,
     group_name=SERVING_GROUP,
     deps=[POLICY_BENTO],
-    code_version=code_version(bundle),
     required_resource_keys={"serving", "audit"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -127,5 +123,6 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             "bento_pid": record["bento_pid"],
             "front_door_pid": record["front_door_pid"],
             "signing_key_id": record["signing_key_id"],
+            **lineage_metadata(config={}, upstream={POLICY_BENTO: built["bento_tag"]}),
         },
     )

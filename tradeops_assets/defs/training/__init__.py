@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from tradeops_assets.defs.code_versions import versioned
 from tradeops_assets.defs.training.assets import trained_policy
 
-defs = dg.Definitions(assets=[trained_policy])
+defs = dg.Definitions(assets=versioned(trained_policy))

@@ -6,9 +6,9 @@ from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource
 from resources.mlflow_policy import REGISTERED_MODEL
 from resources.tracking import TrainingRun, TrainingWorkspace
-from tradeops_assets.core import algorithms, env, market, policy, recipe, training, windows
+from tradeops_assets.core import training, windows
 from tradeops_assets.core.recipe import PolicyRecipe
-from tradeops_assets.defs.lineage import code_version, git_commit, lineage_metadata
+from tradeops_assets.defs.lineage import git_commit, lineage_metadata
 from tradeops_assets.defs.training.config import TrainingConfig
 from tradeops_assets.keys import MARKET_FEATURES, TRAINED_POLICY, TRAINING_GROUP
 
@@ -17,7 +17,6 @@ from tradeops_assets.keys import MARKET_FEATURES, TRAINED_POLICY, TRAINING_GROUP
     name=TRAINED_POLICY,
     group_name=TRAINING_GROUP,
     deps=[MARKET_FEATURES],
-    code_version=code_version(algorithms, env, market, policy, recipe, training, windows),
     # dagster-mlflow's resource is a legacy one, so all resources come by key here.
     required_resource_keys={"mlflow", "datasets", "training", "market_data"},
     retry_policy=dg.RetryPolicy(max_retries=2),
