@@ -2,6 +2,7 @@
 decision, and bad input is named."""
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -198,3 +199,19 @@ def test_prediction_log_writes_date_partitions_on_close(tmp_path):
     assert frame.height == 6
     assert frame["target_position"].to_list() == [0.5, -0.5] * 3
     assert not log.errors
+
+
+def test_a_bundle_serves_only_the_symbols_its_recipe_was_trained_on(
+    bundle, tmp_path, synthetic_bars
+):
+    trained_on_two = replace(bundle.recipe, symbols=("SYN0000", "SYN0001"))
+    directory = write_bundle(
+        tmp_path / "b", bundle.policy, bundle.normaliser, trained_on_two, {"model_version": "2"}
+    )
+    loaded = PolicyBundle.load(directory)
+    assert loaded.symbols == {"SYN0000", "SYN0001"}
+    stranger = request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0002").head(90), 0.0)
+    with pytest.raises(RequestError) as err:
+        decide_one(loaded, stranger)
+    assert err.value.field == "symbol"
+    assert "not one this policy was trained for" in err.value.reason

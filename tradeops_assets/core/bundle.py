@@ -118,14 +118,15 @@ def write_bundle(
     normaliser: Normaliser,
     recipe: PolicyRecipe,
     lineage: Mapping[str, Any],
-    symbols: Iterable[str] = (),
+    symbols: Iterable[str] | None = None,
 ) -> Path:
-    """Writes a loadable bundle; ``symbols`` empty means the policy serves any symbol."""
+    """Writes a loadable bundle serving ``symbols`` (by default those the recipe was trained on;
+    empty means any symbol)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {
         "format": BUNDLE_FORMAT,
-        "symbols": sorted(set(symbols)),
+        "symbols": sorted(set(recipe.symbols if symbols is None else symbols)),
         "warmup_bars": F.WARMUP_BARS,
     }
     policy.save(directory / POLICY_FILE)

@@ -18,6 +18,7 @@ from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.features import FEATURE_COLUMNS
 from tradeops_assets.core.market import EnvConfig, Normaliser
 from tradeops_assets.core.policy import NumpyPolicy
+from tradeops_assets.core.schemas import SYMBOL
 from tradeops_assets.core.windows import Window, bar_times, by_fraction
 
 RECIPE_FILE = "recipe.json"
@@ -71,6 +72,11 @@ class TrainConfig:
         return cls(**fields)
 
 
+def symbols_in(frame: pl.DataFrame, window: Window) -> tuple[str, ...]:
+    """The symbols with rows inside ``window``: what a policy trained there has seen."""
+    return tuple(sorted(frame.filter(window.contains()).get_column(SYMBOL).unique().to_list()))
+
+
 @dataclass(frozen=True)
 class PolicyRecipe:
     """Everything needed to remake a registered policy, and the windows it was judged on."""
@@ -82,10 +88,13 @@ class PolicyRecipe:
     held_out: Window
     data_version: str
     feature_columns: tuple[str, ...] = FEATURE_COLUMNS
+    symbols: tuple[str, ...] = ()
+    """The symbols it was trained on: the only ones its bento serves."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
         object.__setattr__(self, "feature_columns", tuple(self.feature_columns))
+        object.__setattr__(self, "symbols", tuple(sorted(self.symbols)))
         if not self.seeds:
             raise ConfigError("a recipe needs at least one seed")
         if self.train.seed not in self.seeds:
@@ -97,7 +106,15 @@ class PolicyRecipe:
     ) -> "PolicyRecipe":
         """A recipe for ``frame`` with the default 70/15/15 windows (benchmarks, tests)."""
         training, validation, held_out = by_fraction(bar_times(frame))
-        return cls(train, (train.seed,), training, validation, held_out, data_version)
+        return cls(
+            train,
+            (train.seed,),
+            training,
+            validation,
+            held_out,
+            data_version,
+            symbols=symbols_in(frame, training),
+        )
 
     @property
     def env(self) -> EnvConfig:
@@ -116,6 +133,7 @@ class PolicyRecipe:
             "held_out": self.held_out.to_dict(),
             "data_version": self.data_version,
             "feature_columns": list(self.feature_columns),
+            "symbols": list(self.symbols),
         }
 
     @classmethod
@@ -133,6 +151,7 @@ class PolicyRecipe:
                 held_out=Window.from_dict(data["held_out"]),
                 data_version=str(data["data_version"]),
                 feature_columns=tuple(data["feature_columns"]),
+                symbols=tuple(data.get("symbols", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"policy recipe is incomplete or malformed: {exc!r}") from exc

@@ -7,7 +7,7 @@ from resources.market_data import MarketDataResource
 from resources.mlflow_policy import REGISTERED_MODEL
 from resources.tracking import TrainingRun, TrainingWorkspace
 from tradeops_assets.core import training, windows
-from tradeops_assets.core.recipe import PolicyRecipe
+from tradeops_assets.core.recipe import PolicyRecipe, symbols_in
 from tradeops_assets.defs.lineage import git_commit, lineage_metadata
 from tradeops_assets.defs.training.config import TrainingConfig
 from tradeops_assets.keys import MARKET_FEATURES, TRAINED_POLICY, TRAINING_GROUP
@@ -69,6 +69,7 @@ def trained_policy(
         validation_window=validation,
         held_out=held_out,
         data_version=data_version,
+        symbols=symbols_in(frame, train_window),
     )
     run.log_sweep(
         sweep,
