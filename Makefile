@@ -9,7 +9,7 @@ DVC_VENV := .venv-dvc
 export DAGSTER_DISABLE_TELEMETRY := 1
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
-.PHONY: demo test lint ui serve bench check-defs clean-home
+.PHONY: demo test lint ui serve bench mutate check-defs clean-home
 
 # torch first: its pinned CPU wheel is on disk; any other resolution pulls CUDA.
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
@@ -51,6 +51,12 @@ serve: env
 
 bench: env
 	$(PY) -m bench.run
+
+# Mutation testing of the modules that decide money and promotion; writes docs/quality.md.
+mutate: env
+	$(PY) -m pip install $(PIP_FLAGS) -c requirements/lock.txt -e '.[mutate]'
+	rm -rf mutants
+	$(PY) -m tests.mutation_report
 
 clean-home:
 	rm -rf $${TRADEOPS_HOME:-.tradeops}

@@ -54,5 +54,10 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
     assert "(0 failed)" in results["serve_predict_rps"]["detail"]
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "features_rows_per_s" in report
+    refreshed = next(line for line in report.splitlines() if "refreshed by this run" in line)
+    assert "`features_rows_per_s`" in refreshed
+    assert "older_metric" not in refreshed  # kept from an earlier run, and said so
+    assert "| unknown by `unknown` |" in report
+    assert results["features_rows_per_s"]["command"].startswith("python -m bench.run")
     assert "cores:" in report
     assert "date:" in report

@@ -1,4 +1,6 @@
+import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -63,3 +65,73 @@ def test_every_field_of_a_record_is_under_its_hash(log, field, forged):
     check = log.verify()
     assert not check.ok
     assert any(":2: contents edited" in p for p in check.problems)
+
+
+def test_records_follow_the_documented_canonical_form(log):
+    """What an auditor's own tool recomputes: SHA-256 of the record without its hash, as JSON
+    with sorted keys and no spaces; the first record's predecessor is 64 zeros."""
+    first = log.records()[0]
+    assert first["prev"] == "0" * 64
+    assert first["seq"] == 0
+    assert first["actor"] == "user:alice"
+    assert first["time"].endswith("+00:00")  # UTC, with its offset
+    canonical = (
+        '{"action":"alias_move","actor":"user:alice","details":{"to_version":"1"},'
+        f'"prev":"{"0" * 64}","seq":0,"time":"{first["time"]}"}}'
+    )
+    assert first["hash"] == hashlib.sha256(canonical.encode()).hexdigest()
+    line = log.path.read_text().splitlines()[0]
+    assert line == json.dumps(first, sort_keys=True)  # one canonical record per line
+
+
+def test_details_that_are_not_json_are_kept_as_text(tmp_path):
+    trail = AuditLog(tmp_path / "audit")
+    record = trail.append("deploy", "user:bob", {"since": datetime(2026, 1, 2, tzinfo=UTC)})
+    assert trail.records()[0]["details"]["since"] == "2026-01-02 00:00:00+00:00"
+    assert record["hash"] == trail.verify().head
+    assert trail.verify().ok
+
+
+def test_a_record_that_is_not_json_is_named_by_its_line(log):
+    lines = log.path.read_text().splitlines()
+    rewrite(log, [lines[0], "{not json", lines[2]])
+    check = log.verify()
+    assert (check.records, check.head) == (0, "0" * 64)
+    assert len(check.problems) == 1
+    assert f"{log.path}:2 is not a JSON record" in check.problems[0]
+    with pytest.raises(AuditError, match=r"audit.jsonl:2 is not a JSON record"):
+        log.records()
+
+
+def test_a_rebuilt_last_record_disagrees_with_the_head(log):
+    """An edit re-hashed consistently keeps the chain whole; only the head still knows."""
+    lines = log.path.read_text().splitlines()
+    last = json.loads(lines[2])
+    last["details"]["to_version"] = "9"
+    last["hash"] = hashlib.sha256(
+        json.dumps(
+            {k: v for k, v in last.items() if k != "hash"}, sort_keys=True, separators=(",", ":")
+        ).encode()
+    ).hexdigest()
+    rewrite(log, [lines[0], lines[1], json.dumps(last, sort_keys=True)])
+    (problem,) = log.verify().problems
+    head = json.loads(log.head_path.read_text())["hash"]
+    assert problem == (
+        f"{log.head_path} says 3 records ending {head[:12]}, the log has 3 ending "
+        f"{last['hash'][:12]}: records were deleted"
+    )
+
+
+def test_a_record_out_of_sequence_says_which_number_it_carries(log):
+    lines = log.path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["seq"] = 5
+    rewrite(log, [lines[0], json.dumps(record), lines[2]])
+    assert f"{log.path}:2: seq 5 where 1 was expected" in log.verify().problems
+
+
+def test_records_without_a_head_are_refused_and_history_filters_by_action(log):
+    assert len(log.history()) == 3
+    assert log.history("deploy") == []
+    log.head_path.unlink()
+    assert log.verify().problems == (f"{log.head_path} is missing",)

@@ -180,3 +180,23 @@ def test_risk_limits_hold_exactly_at_the_limit_and_refuse_just_past_it(name, fie
     past["held_out"]["challenger"][field] = limit * 1.01
     assert not criterion(judge(past, GateCriteria()), name).passed
     assert GateCriteria().max_turnover == 260.0  # the documented default, not a multiple of it
+
+
+def test_a_gate_decision_survives_its_json_and_reads_as_a_table():
+    verdict = judge(with_held_out(challenger=0.4), GateCriteria())
+    decision = promotion.GateDecision(verdict, "ab" * 32, "2", "1", GateCriteria(max_turnover=100))
+    data = decision.to_dict()
+    assert data["passed"] is False
+    assert data["report_sha256"] == "ab" * 32
+    assert data["gate"]["max_turnover"] == 100
+    assert data["reason"] == verdict.reason
+    assert promotion.GateDecision.from_dict(data) == decision
+    table = verdict.markdown().splitlines()
+    assert table[0] == "| criterion | value | threshold | verdict | why |"
+    row = next(r for r in table if r.startswith("| held_out_sharpe_vs_buy_and_hold "))
+    assert row.startswith("| held_out_sharpe_vs_buy_and_hold | 0.4000 | 0.9000 | FAIL | ")
+    assert next(c.name for c in decision.verdict.failed) == "held_out_sharpe_vs_buy_and_hold"
+    alone = copy.deepcopy(GOOD) | {"champion_version": None}
+    del alone["held_out"]["champion"]
+    first = judge(alone, GateCriteria())
+    assert "| held_out_sharpe_vs_champion | n/a | n/a | pass |" in first.markdown()

@@ -215,3 +215,23 @@ def test_a_bundle_serves_only_the_symbols_its_recipe_was_trained_on(
         decide_one(loaded, stranger)
     assert err.value.field == "symbol"
     assert "not one this policy was trained for" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda b: b.__setitem__(3, "a bar"), "bars[3]", "must be an object, got str"),
+        (lambda b: b[4].pop("close"), "bars[4].close", "is missing"),
+        (lambda b: b[6].pop("timestamp"), "bars[6].timestamp", "is missing"),
+        (lambda b: b[8].update(volume="1000"), "bars[8].volume", "must be a number, got str"),
+        (lambda b: b[2].update(high=None), "bars[2].high", "must be a number, got NoneType"),
+        (lambda b: b[9].update(low=10**400), "bars[9].low", "a float can hold"),
+    ],
+)
+def test_a_malformed_bar_is_located_and_named(bundle, synthetic_bars, change, field, reason):
+    request = request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90), 0.0)
+    change(request["bars"])
+    with pytest.raises(RequestError) as err:
+        decide(bundle, [request], path="requests")
+    assert err.value.field == f"requests[0].{field}"
+    assert reason in err.value.reason

@@ -105,16 +105,6 @@ def book(arrays: MarketArrays, window: int, span: Window) -> Book:
     return result
 
 
-def run_policy(traded: Traded, frame: pl.DataFrame, config: EnvConfig, span: Window) -> np.ndarray:
-    """The policy's positions on every decision bar, all symbols stepped together.
-
-    The observation at bar t is the env's: ``window`` scaled feature rows up to t and
-    the position held into t, so the policy trades here exactly as it trained.
-    """
-    arrays = MarketArrays.from_features(frame, traded.normaliser)
-    return run_on_book(traded.policy, book(arrays, config.window, span), config)
-
-
 def run_on_book(
     policy: NumpyPolicy, positions_of: Book, config: EnvConfig, chunk: int = 65_536
 ) -> np.ndarray:

@@ -59,7 +59,13 @@ class ParsedRequest:
 def _number(value: Any, where: str) -> float:
     if type(value) not in _NUMBER_TYPES:
         raise RequestError(where, f"must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        bits = value.bit_length()  # formatting the number itself would overflow again
+        raise RequestError(
+            where, f"must be a number a float can hold, got a {bits}-bit integer"
+        ) from None
     if not math.isfinite(number):
         raise RequestError(where, f"must be finite, got {number}")
     return number
