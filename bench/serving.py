@@ -27,7 +27,8 @@ from resources.serving import (
     package_elsewhere,
     stop_group,
 )
-from tradeops_assets.core import features, signing, synthetic
+from tradeops_assets.core import drift, features, signing, synthetic
+from tradeops_assets.core.backtest import TradedPolicy
 from tradeops_assets.core.bundle import required_bars, write_bundle
 from tradeops_assets.core.market import EnvConfig, MarketArrays
 from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
@@ -51,7 +52,7 @@ def _policy(tmp: Path):
     return bars, recipe, result
 
 
-def _register(tmp: Path, recipe: PolicyRecipe, result) -> str:
+def _register(tmp: Path, bars: pl.DataFrame, recipe: PolicyRecipe, result) -> str:
     """The same policy registered in an MLflow store of the bench's own, for its peer."""
     import mlflow
 
@@ -62,13 +63,17 @@ def _register(tmp: Path, recipe: PolicyRecipe, result) -> str:
     mlflow.set_tracking_uri(uri)
     ensure_experiment(uri, "bench", (tmp / "artifacts").as_uri())
     mlflow.set_experiment("bench")
+    exported = recipe.train.spec.export(result.model)
+    frame = features.compute_features(bars)
+    reference = drift.reference_for(frame, recipe, TradedPolicy(exported, result.normaliser))
     with mlflow.start_run():
         model_uri = log_policy(
             tmp / "work",
             tmp / "work" / "checkpoint.zip",
             recipe,
             result.normaliser,
-            recipe.train.spec.export(result.model),
+            exported,
+            reference,
         )
         mlflow.register_model(model_uri, REGISTERED_MODEL)
     return uri
@@ -181,7 +186,7 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
         window = recipe.env.window
         key = signing.DevKeypair.generate()
         env = bento_env(tmp / "bentoml", ServeSettings(TOKEN, key.public_b64, tmp / "predictions"))
-        tracking = _register(tmp, recipe, result)
+        tracking = _register(tmp, bars, recipe, result)
         tag = _bento(tmp, recipe, result, key)
         requests = _requests(bars, window)
         observations = _observations(bars, result, window)

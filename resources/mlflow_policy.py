@@ -15,6 +15,7 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
+from tradeops_assets.core.drift import PolicyReference
 from tradeops_assets.core.market import DISCRETE_POSITIONS, Normaliser
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.recipe import RECIPE_FILE, PolicyRecipe, RegisteredPolicy
@@ -23,6 +24,7 @@ REGISTERED_MODEL = "tradeops-policy"
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 NORMALISER_FILE = "normaliser.json"
+REFERENCE_FILE = "reference.json"
 NUMPY_POLICY_FILE = "policy.npz"
 CHECKPOINT_ARTIFACT = "policy"
 
@@ -51,10 +53,12 @@ def log_policy(
     recipe: PolicyRecipe,
     normaliser: Normaliser,
     exported: NumpyPolicy,
+    reference: PolicyReference,
 ) -> str:
     """Logs the policy as a pyfunc model in the active MLflow run; returns its model URI."""
     (workdir / RECIPE_FILE).write_text(recipe.to_json())
     (workdir / NORMALISER_FILE).write_text(json.dumps(normaliser.to_dict()))
+    (workdir / REFERENCE_FILE).write_text(json.dumps(reference.to_dict()))
     exported.save(workdir / NUMPY_POLICY_FILE)
     info = mlflow.pyfunc.log_model(
         name="policy",
@@ -64,6 +68,7 @@ def log_policy(
             "recipe": str(workdir / RECIPE_FILE),
             "normaliser": str(workdir / NORMALISER_FILE),
             "numpy_policy": str(workdir / NUMPY_POLICY_FILE),
+            "reference": str(workdir / REFERENCE_FILE),
         },
         pip_requirements=["stable-baselines3", "torch", "numpy"],
     )
@@ -97,12 +102,16 @@ class PolicyRegistry(dg.ConfigurableResource):
                 )
             )
             files = root / "artifacts"
+            reference = files / REFERENCE_FILE
             return RegisteredPolicy(
                 version=str(version),
                 run_id=meta.run_id,
                 recipe=PolicyRecipe.from_json((files / RECIPE_FILE).read_text()),
                 normaliser=Normaliser.from_dict(json.loads((files / NORMALISER_FILE).read_text())),
                 policy=NumpyPolicy.load(files / NUMPY_POLICY_FILE),
+                reference=PolicyReference.from_dict(json.loads(reference.read_text()))
+                if reference.exists()
+                else None,
             )
 
     def move_alias(self, alias: str, version: str) -> None:

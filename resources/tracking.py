@@ -15,6 +15,7 @@ import mlflow
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 
 from resources.mlflow_policy import CHALLENGER, REGISTERED_MODEL, log_policy
+from tradeops_assets.core.drift import PolicyReference
 from tradeops_assets.core.recipe import PolicyRecipe
 
 if TYPE_CHECKING:  # pragma: no cover - training imports torch; the CLI need not
@@ -52,7 +53,9 @@ class TrainingRun:
                 mlflow.log_metric(f"reward_seed_{run.seed}", value, step=step)
         mlflow.log_metrics({f"validation_return_{k}": v for k, v in sweep.spread().items()})
 
-    def register(self, sweep: "SeedSweep", recipe: PolicyRecipe) -> tuple[str, str]:
+    def register(
+        self, sweep: "SeedSweep", recipe: PolicyRecipe, reference: PolicyReference
+    ) -> tuple[str, str]:
         """Logs the best seed's policy, registers it and points 'challenger' at it.
 
         Refuses first if its feature scaling saw any row outside the training window.
@@ -65,6 +68,7 @@ class TrainingRun:
             recipe,
             best.result.normaliser,
             recipe.train.spec.export(best.result.model),
+            reference,
         )
         version = str(mlflow.register_model(model_uri, REGISTERED_MODEL).version)
         self._client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version)

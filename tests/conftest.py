@@ -4,12 +4,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import Phase, settings
 
 from tradeops_assets.core import sample, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 NO_DEFAULT_MLFLOW_STORE = "tradeops-test-no-default-store://set-the-tracking-uri-explicitly"
 STRAY_STORES = ("mlflow.db", "mlruns")
+
+# `make mutate` judges thousands of mutants: a failing property need not be shrunk to its
+# smallest example there, only noticed (pytest --hypothesis-profile=mutate).
+settings.register_profile(
+    "mutate", max_examples=60, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
 
 # Any MLflow call that does not name the pipeline's store falls back to this URI and fails
 # loudly, in this process and in every Dagster, BentoML or MLflow process the tests start.

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from tradeops_assets.core.algorithms import Algorithm, AlgorithmSpec, spec_for
+from tradeops_assets.core.drift import PolicyReference
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.features import FEATURE_COLUMNS
 from tradeops_assets.core.market import EnvConfig, Normaliser
@@ -176,3 +177,5 @@ class RegisteredPolicy:
     recipe: PolicyRecipe
     normaliser: Normaliser
     policy: NumpyPolicy
+    reference: PolicyReference | None = None
+    """What monitoring compares it against (absent for versions registered before references)."""

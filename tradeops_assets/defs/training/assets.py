@@ -6,7 +6,8 @@ from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource
 from resources.mlflow_policy import REGISTERED_MODEL
 from resources.tracking import TrainingRun, TrainingWorkspace
-from tradeops_assets.core import training, windows
+from tradeops_assets.core import drift, training, windows
+from tradeops_assets.core.backtest import TradedPolicy
 from tradeops_assets.core.recipe import PolicyRecipe, symbols_in
 from tradeops_assets.defs.lineage import git_commit, lineage_metadata
 from tradeops_assets.defs.training.config import TrainingConfig
@@ -82,7 +83,9 @@ def trained_policy(
             "weights_hash": best.result.weights_hash,
         },
     )
-    model_uri, version = run.register(sweep, registered)
+    traded = TradedPolicy(registered.train.spec.export(best.result.model), best.result.normaliser)
+    reference = drift.reference_for(frame, registered, traded)
+    model_uri, version = run.register(sweep, registered, reference)
     run_id = run.run_id
     run.finish()
     return dg.MaterializeResult(
@@ -105,6 +108,7 @@ def trained_policy(
             "validation_window": str(validation),
             "held_out_window": str(held_out),
             "bars_per_year": base.env.bars_per_year,
+            "expected_per_decision": dg.MetadataValue.json(reference.expected.to_dict()),
             "recipe": dg.MetadataValue.json(registered.to_dict()),
             **lineage_metadata(
                 config=config.model_dump(mode="json"),
