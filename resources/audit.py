@@ -14,9 +14,16 @@ class AuditTrail(dg.ConfigurableResource):
         return AuditLog(self.root)
 
     def record(self, context: dg.OpExecutionContext, action: str, details: dict) -> dict:
-        """Appends ``action`` with who or what triggered the run that took it."""
+        """Appends ``action`` with who or what triggered the run that took it, and why."""
+        why = {
+            k.removeprefix("tradeops/"): v
+            for k, v in context.run.tags.items()
+            if k.startswith("tradeops/")
+        }
         return self._log().append(
-            action, actor_of(context), {"dagster_run_id": context.run_id, **details}
+            action,
+            actor_of(context),
+            {"dagster_run_id": context.run_id, **({"trigger": why} if why else {}), **details},
         )
 
     def history(self, action: str | None = None) -> list[dict]:

@@ -18,6 +18,7 @@ from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.sources import DEFAULT_SOURCE
 
 LOCAL = "local"
+ALERT_WEBHOOK_ENV = "TRADEOPS_ALERT_WEBHOOK"
 DEPLOYMENTS = (LOCAL,)
 DEFAULT_HOME = ".tradeops"
 DEFAULT_SERVE_PORT = 3000
@@ -33,6 +34,8 @@ class Deployment:
     serve_port: int = DEFAULT_SERVE_PORT
     calendar: str = AUTO
     symbol_calendars: tuple[tuple[str, str], ...] = ()
+    alert_webhook: bool = False
+    """Whether TRADEOPS_ALERT_WEBHOOK is set; the URL itself is a secret read by dg.EnvVar."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -53,6 +56,7 @@ class Deployment:
             serve_port=int(port),
             calendar=env.get("TRADEOPS_MARKET_CALENDAR") or AUTO,
             symbol_calendars=_pairs(env, "TRADEOPS_SYMBOL_CALENDARS"),
+            alert_webhook=bool(env.get(ALERT_WEBHOOK_ENV)),
         )
 
     @property

@@ -1,10 +1,13 @@
 """The local deployment's resources: everything under TRADEOPS_HOME, no server to start."""
 
+import dagster as dg
+
 from resources.audit import AuditTrail
 from resources.datasets import DatasetStore
-from resources.deployment import Deployment
+from resources.deployment import ALERT_WEBHOOK_ENV, Deployment
 from resources.market_data import MarketDataResource
 from resources.mlflow_policy import PolicyRegistry
+from resources.notifier import Notifier
 from resources.prediction_log import PredictionLogStore
 from resources.reports import ReportStore
 from resources.secrets import DevSecrets
@@ -28,6 +31,9 @@ def local_resources(deployment: Deployment) -> dict:
         "reports": ReportStore(root=str(deployment.home / "reports")),
         "audit": AuditTrail(root=str(deployment.home / "audit")),
         "secrets": secrets,
+        "notifier": Notifier(
+            webhook_url=dg.EnvVar(ALERT_WEBHOOK_ENV) if deployment.alert_webhook else ""
+        ),
         "predictions": predictions,
         "bentos": BentoBuilder(secrets=secrets, bentoml_home=str(deployment.bentoml_home)),
         "serving": LocalServing(

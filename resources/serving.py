@@ -12,6 +12,7 @@ audit log; the Dagster materialisation holds the same record.
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,12 @@ BENTOML = Path(sys.executable).with_name("bentoml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_FILE = "deployment.json"
 PRIVATE_ENV = ("TRADEOPS_SIGNING_KEY",)
+REQUEST_TOTAL = re.compile(
+    r'^bentoml_service_request_total\{[^}]*endpoint="(?P<endpoint>[^"]*)"[^}]*'
+    r'http_response_code="(?P<code>\d+)"[^}]*\}\s+(?P<count>[0-9.e+]+)$',
+    re.MULTILINE,
+)
+PROBES = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 """Never inherited by a serving process, whatever the deployer's own environment holds."""
 
 
@@ -261,6 +268,10 @@ class ServingTarget(dg.ConfigurableResource):
     def is_serving(self, bento_tag: str) -> bool:
         raise NotImplementedError
 
+    def request_counts(self) -> dict[int, int]:
+        """Traders' requests since the live bento started, by HTTP status."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         raise NotImplementedError
 
@@ -308,6 +319,19 @@ class LocalServing(ServingTarget):
             and alive(state.get("bento_pid"))
             and alive(state.get("front_door_pid"))
         )
+
+    def request_counts(self) -> dict[int, int]:
+        """BentoML's own counters of the live bento, scraped from ``/metrics``; probes left out."""
+        try:
+            text = httpx.get(f"{self.url}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        counts: dict[int, int] = {}
+        for match in REQUEST_TOTAL.finditer(text):
+            if match["endpoint"] not in PROBES:
+                code = int(match["code"])
+                counts[code] = counts.get(code, 0) + int(float(match["count"]))
+        return counts
 
     def verify(self, bento_tag: str) -> dict:
         """Deploys only signed bentos: the bundle must verify against the trusted key."""

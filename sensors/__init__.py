@@ -1,6 +1,10 @@
-"""Sensors target assets by selection; they never import jobs or asset modules.
+"""Sensors and schedules: they target assets by key or selection, never importing asset modules."""
 
-market_data_sensor, drift_sensor and run_failure_sensor arrive with the monitoring work.
-"""
+from sensors.alerts import run_failure_sensor
+from sensors.drift import drift_sensor
+from sensors.market_data import market_data_sensor
+from sensors.schedules import monitoring_job, nightly_monitoring_schedule, nightly_retrain_schedule
 
-sensors: list = []
+sensors = [market_data_sensor, drift_sensor, run_failure_sensor]
+schedules = [nightly_monitoring_schedule, nightly_retrain_schedule]
+jobs = [monitoring_job]

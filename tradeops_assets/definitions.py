@@ -8,8 +8,8 @@ import dagster as dg
 
 from resources import for_deployment
 from resources.deployment import Deployment
-from sensors import sensors
-from tradeops_assets.defs import evaluation, features, market_data, serving, training
+from sensors import jobs, schedules, sensors
+from tradeops_assets.defs import evaluation, features, market_data, monitoring, serving, training
 
 DEPLOYMENT = Deployment.from_env()
 
@@ -19,9 +19,12 @@ defs = dg.Definitions.merge(
     training.defs,
     evaluation.defs,
     serving.defs,
+    monitoring.defs,
     dg.Definitions(
         resources=for_deployment(DEPLOYMENT),
         sensors=sensors,
+        schedules=schedules,
+        jobs=jobs,
         executor=dg.in_process_executor,
     ),
 )

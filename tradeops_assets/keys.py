@@ -12,6 +12,9 @@ BACKTEST_REPORT = "backtest_report"
 CHAMPION_POLICY = "champion_policy"
 POLICY_BENTO = "policy_bento"
 POLICY_DEPLOYMENT = "policy_deployment"
+FEATURE_DRIFT = "feature_drift"
+LIVE_PERFORMANCE = "live_performance"
+SERVING_HEALTH = "serving_health"
 
 MARKET_DATA_GROUP = "market_data"
 FEATURES_GROUP = "features"
@@ -39,7 +42,12 @@ GROUP_OF = {
     CHAMPION_POLICY: EVALUATION_GROUP,
     POLICY_BENTO: SERVING_GROUP,
     POLICY_DEPLOYMENT: SERVING_GROUP,
+    FEATURE_DRIFT: MONITORING_GROUP,
+    LIVE_PERFORMANCE: MONITORING_GROUP,
+    SERVING_HEALTH: MONITORING_GROUP,
 }
+MONITORING = (FEATURE_DRIFT, LIVE_PERFORMANCE, SERVING_HEALTH)
+"""Watch the live policy; upstream of nothing the traders call."""
 
 RETRAIN_CHAIN = CHAIN[CHAIN.index(TRAINED_POLICY) :]
 """What a retrain rebuilds once the data is in: training through the live endpoint."""
@@ -53,3 +61,12 @@ PROMOTION_GATE = "promotion_gate"
 REPORT_LOCATION = "report_path"
 """backtest_report's metadata entry naming where its summary is stored: what the gate,
 champion_policy, policy_bento and the CLI read back."""
+
+FEATURE_DRIFT_CHECK = "feature_psi"
+LIVE_PERFORMANCE_CHECK = "live_sharpe"
+SERVING_HEALTH_CHECK = "serving_slo"
+BREACH_CHECKS = ((FEATURE_DRIFT, FEATURE_DRIFT_CHECK), (LIVE_PERFORMANCE, LIVE_PERFORMANCE_CHECK))
+"""The checks whose error-level failure asks for a retrain (drift_sensor)."""
+
+TRIGGER_TAG = "tradeops/trigger"
+"""Tags a run with what started it beyond Dagster's own (the breached check and its figures)."""

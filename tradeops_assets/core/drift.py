@@ -264,10 +264,11 @@ class LivePerformance:
     max_drawdown: float
     expected: Expectation
     curve: pl.DataFrame  # bar_timestamp, pnl, equity
+    min_decisions: int = MIN_DECISIONS
 
     @property
     def judged(self) -> bool:
-        return self.decisions >= MIN_DECISIONS
+        return self.decisions >= self.min_decisions
 
     @property
     def sharpe_shortfall(self) -> float:
@@ -276,7 +277,11 @@ class LivePerformance:
 
 
 def realised(
-    decisions: pl.DataFrame, bars: pl.DataFrame, env: EnvConfig, expected: Expectation
+    decisions: pl.DataFrame,
+    bars: pl.DataFrame,
+    env: EnvConfig,
+    expected: Expectation,
+    min_decisions: int = MIN_DECISIONS,
 ) -> LivePerformance:
     """Prices each served decision with the bar that followed it, as the backtest would.
 
@@ -302,7 +307,7 @@ def realised(
                 "equity": pl.Float64,
             }
         )
-        return LivePerformance(0, 0.0, 0.0, 0.0, 0.0, 0.0, expected, empty)
+        return LivePerformance(0, 0.0, 0.0, 0.0, 0.0, 0.0, expected, empty, min_decisions)
     target = joined["target_position"].to_numpy()
     pnl, _ = step_accounting(
         joined["position"].to_numpy(), target, joined["next_return"].to_numpy(), env
@@ -322,6 +327,7 @@ def realised(
         max_drawdown=float((peak - equity).max()),
         expected=expected,
         curve=curve,
+        min_decisions=min_decisions,
     )
 
 

@@ -36,6 +36,10 @@ class MarketSource(Protocol):
 
     def bars(self) -> pl.DataFrame: ...
 
+    def files(self) -> dict[str, tuple[int, int]]:
+        """The files it reads, each with (size, mtime in ns): what tells new data arrived."""
+        ...
+
     def fingerprint(self) -> dict[str, str]:
         """What identifies the input bytes, recorded as market_bars' upstream version."""
         ...
@@ -67,6 +71,10 @@ class SampleSource:
     def bars(self) -> pl.DataFrame:
         return sample.load_sample()
 
+    def files(self) -> dict[str, tuple[int, int]]:
+        root = sample.data_dir()
+        return stat_of([root / name for name in sample.FILES.values()])
+
     def fingerprint(self) -> dict[str, str]:
         root = sample.data_dir()
         return file_md5s([root / name for name in sample.FILES.values()], root)
@@ -80,6 +88,9 @@ class SyntheticSource:
     def bars(self) -> pl.DataFrame:
         return synthetic.generate(self.spec)
 
+    def files(self) -> dict[str, tuple[int, int]]:
+        return {}
+
     def fingerprint(self) -> dict[str, str]:
         return {"synthetic": repr(self.spec)}
 
@@ -91,6 +102,9 @@ class DirectorySource:
 
     def bars(self) -> pl.DataFrame:
         return vendor.read_vendor_directory(self.path)
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        return stat_of(vendor.list_vendor_files(self.path))
 
     def fingerprint(self) -> dict[str, str]:
         return file_md5s(vendor.list_vendor_files(self.path), self.path)
@@ -116,9 +130,22 @@ def parse_source(spec: str) -> MarketSource:
     return DirectorySource(path.resolve())
 
 
-@lru_cache(maxsize=2)
+def stat_of(paths: list[Path]) -> dict[str, tuple[int, int]]:
+    stats = {str(p): p.stat() for p in paths}
+    return {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+
+
 def load_bars(spec: str) -> pl.DataFrame:
-    """The source's bars, read once per process: the partition span and the asset share them."""
+    """The source's bars, read once per process until one of its files changes.
+
+    A long-lived process (the sensor's code server) sees a dropped file at its next read.
+    """
+    source = parse_source(spec)
+    return _read(spec, tuple(sorted(source.files().items())))
+
+
+@lru_cache(maxsize=2)
+def _read(spec: str, files: tuple) -> pl.DataFrame:
     return parse_source(spec).bars()
 
 

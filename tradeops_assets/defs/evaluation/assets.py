@@ -6,6 +6,7 @@ from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, Poli
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import backtest, evaluation
+from tradeops_assets.defs import plots
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
 from tradeops_assets.defs.lineage import latest_report, lineage_metadata
@@ -92,7 +93,7 @@ def backtest_report(
             "walk_forward_sharpe_min": min(fold_sharpes),
             "metrics": dg.MetadataValue.md(render.metrics_markdown(result)),
             "walk_forward": dg.MetadataValue.md(render.folds_markdown(report.folds)),
-            "plots": dg.MetadataValue.md(render.plots_markdown(images)),
+            "plots": dg.MetadataValue.md(plots.markdown(images)),
             REPORT_LOCATION: dg.MetadataValue.path(stored.location),
             "html_report": dg.MetadataValue.path(stored.html),
             "report_sha256": stored.sha256,

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from resources.audit import AuditTrail
+from resources.notifier import REFUSED, Notifier
 from resources.reports import ReportStore
 from tradeops_assets.core import promotion
 from tradeops_assets.core.promotion import GateDecision
@@ -13,7 +14,7 @@ from tradeops_assets.keys import BACKTEST_REPORT, PROMOTION_GATE
     asset=BACKTEST_REPORT,
     name=PROMOTION_GATE,
     blocking=True,
-    required_resource_keys={"audit", "reports"},
+    required_resource_keys={"audit", "reports", "notifier"},
     description="The challenger beats the champion and every baseline out of sample, "
     "across seeds and walk-forward folds, inside drawdown and turnover limits.",
 )
@@ -39,6 +40,13 @@ def promotion_gate(
     )
     store.write_gate(location, decision)
     context.log.info(decision.reason)
+    if not decision.passed:
+        notifier: Notifier = context.resources.notifier
+        notifier.alert(
+            REFUSED,
+            f"promotion gate refused tradeops-policy v{report.challenger_version}",
+            {c.name: c.why for c in decision.verdict.failed},
+        )
     return dg.AssetCheckResult(
         passed=decision.passed,
         severity=dg.AssetCheckSeverity.ERROR,

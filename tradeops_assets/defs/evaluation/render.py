@@ -4,50 +4,38 @@ Plots are PNGs inlined as data URIs, so the UI, the HTML report and the MLflow
 artifact show the same picture with nothing else to fetch.
 """
 
-import base64
 import html
-import io
 from datetime import UTC, datetime
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import polars as pl
 
 from tradeops_assets.core.backtest import CHALLENGER, METRICS, PORTFOLIO, Backtest
 from tradeops_assets.core.summary import BacktestSummary, FoldResult
+from tradeops_assets.defs.plots import figure, png
 
 SHOWN = ("sharpe", "sortino", "total_return", "annualised_return", "volatility", "max_drawdown")
 PERCENT = {"total_return", "annualised_return", "volatility", "max_drawdown", "hit_rate"}
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def plots(result: Backtest) -> dict[str, str]:
     curves = result.portfolio_curves()
     out = {}
     for title, column in (("Equity vs baselines", "equity"), ("Drawdown", "drawdown")):
-        fig, ax = plt.subplots(figsize=(8, 3))
+        fig, ax = figure()
         for (strategy,), part in curves.group_by("strategy", maintain_order=True):
             width = 2.0 if strategy == CHALLENGER else 1.0
             ax.plot(part["timestamp"].to_list(), part[column].to_list(), label=strategy, lw=width)
         ax.set_title(f"{title} (equal-weight portfolio, held-out window)")
         ax.legend(loc="best", fontsize=7)
-        out[column] = _png(fig)
-    fig, ax = plt.subplots(figsize=(8, 3))
+        out[column] = png(fig)
+    fig, ax = figure()
     mine = result.ledger.filter(pl.col("strategy") == CHALLENGER)
     for (symbol,), part in mine.group_by("symbol", maintain_order=True):
         ax.plot(part["timestamp"].to_list(), part["position"].to_list(), label=symbol, lw=0.8)
     ax.set_title("Challenger positions by symbol")
     ax.set_ylim(-1.05, 1.05)
     ax.legend(loc="best", fontsize=7)
-    out["positions"] = _png(fig)
+    out["positions"] = png(fig)
     return out
 
 
@@ -76,10 +64,6 @@ def folds_markdown(folds: tuple[FoldResult, ...]) -> str:
         cells = " | ".join(f"{f.sharpe[s]:.3f}" for s in strategies)
         lines.append(f"| {f.fold} | {f.seed} | {f.test} | {cells} |")
     return "\n".join(lines)
-
-
-def plots_markdown(images: dict[str, str]) -> str:
-    return "\n\n".join(f"![{name}](data:image/png;base64,{png})" for name, png in images.items())
 
 
 def html_report(

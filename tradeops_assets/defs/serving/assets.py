@@ -2,6 +2,7 @@ import dagster as dg
 
 from resources.audit import AuditTrail
 from resources.mlflow_policy import CHAMPION, PolicyRegistry
+from resources.notifier import DEPLOYED, Notifier
 from resources.reports import ReportStore
 from resources.serving import BentoBuilder, DeployError, ServingTarget
 from tradeops_assets.defs.lineage import (
@@ -74,7 +75,7 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     name=POLICY_DEPLOYMENT,
     group_name=SERVING_GROUP,
     deps=[POLICY_BENTO],
-    required_resource_keys={"serving", "audit"},
+    required_resource_keys={"serving", "audit", "notifier"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:mlops"],
@@ -111,6 +112,12 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             k: record[k]
             for k in ("bento_tag", "previous_bento_tag", "url", "since", "why", "signature_digest")
         },
+    )
+    notifier: Notifier = context.resources.notifier
+    notifier.alert(
+        DEPLOYED,
+        f"{tag} serving on {record['url']}",
+        {"why": why, "previous_bento_tag": record["previous_bento_tag"]},
     )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(record["bento_tag"]),

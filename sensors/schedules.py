@@ -1,0 +1,40 @@
+"""The nightly refresh of the monitoring assets, and an opt-in nightly retrain.
+
+Both run in UTC, after the day's bars have arrived. The retrain schedule is off by
+default: drift_sensor retrains when the market moves, and on unchanged data a retrain
+gives the same weights, which the gate rightly refuses to call better. Its budget:
+``make bench`` measures the default PPO recipe at about 21,600 steps a second on two
+cores, so the 6-hour nightly window buys about 467M steps; the default retrain (65,536
+steps, plus three walk-forward folds of the same) uses about 262,000 of them, 12 s of
+training, and even a hundredfold recipe fits with time to spare.
+"""
+
+import dagster as dg
+
+from tradeops_assets.defs.monitoring.partitions import monitoring_days
+from tradeops_assets.keys import MONITORING_GROUP, RETRAIN_CHAIN
+
+monitoring_job = dg.define_asset_job(
+    "monitoring_job",
+    selection=dg.AssetSelection.groups(MONITORING_GROUP),
+    partitions_def=monitoring_days,
+)
+
+nightly_monitoring_schedule = dg.build_schedule_from_partitioned_job(
+    monitoring_job,
+    name="nightly_monitoring_schedule",
+    hour_of_day=2,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refreshes feature_drift, live_performance and serving_health for the day "
+    "just ended, at 02:00 UTC.",
+)
+
+nightly_retrain_schedule = dg.ScheduleDefinition(
+    name="nightly_retrain_schedule",
+    target=dg.AssetSelection.assets(*RETRAIN_CHAIN),
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Opt-in: retrains and re-gates the champion's recipe at 03:00 UTC.",
+)
