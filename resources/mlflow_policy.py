@@ -91,14 +91,15 @@ class PolicyRegistry(dg.ConfigurableResource):
 
     def fetch(self, version: str) -> RegisteredPolicy:
         """A registered version's recipe, scaling and numpy policy, loaded into memory."""
-        meta = self.client().get_model_version(REGISTERED_MODEL, version)
+        client = self.client()
+        meta = client.get_model_version(REGISTERED_MODEL, version)
+        # The resolved location, not ``models:/``: that scheme reads the process-wide
+        # registry, which a monitoring run never sets.
+        source = client.get_model_version_download_uri(REGISTERED_MODEL, version)
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(
                 mlflow.artifacts.download_artifacts(
-                    f"models:/{REGISTERED_MODEL}/{version}",
-                    dst_path=tmp,
-                    tracking_uri=self.tracking_uri,
-                    registry_uri=self.tracking_uri,
+                    artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
                 )
             )
             files = root / "artifacts"

@@ -28,6 +28,7 @@ from tradeops_assets.keys import (
     BACKTEST_REPORT,
     MARKET_BARS,
     MARKET_FEATURES,
+    MONITORING_GROUP,
     POLICY_BENTO,
     POLICY_DEPLOYMENT,
     PROMOTION_GATE,
@@ -48,7 +49,11 @@ class StepFailedError(Exception):
 
 
 def materialize_command(
-    select: str, *, partition_range: str | None = None, config: dict | None = None
+    select: str,
+    *,
+    partition_range: str | None = None,
+    partition: str | None = None,
+    config: dict | None = None,
 ) -> list[str]:
     """The real Dagster CLI call every path uses: the demo, ``tradeops train`` and the tests."""
     cmd = [
@@ -62,6 +67,8 @@ def materialize_command(
     ]
     if partition_range:
         cmd += ["--partition-range", partition_range]
+    if partition:
+        cmd += ["--partition", partition]
     if config:
         cmd += ["--config-json", json.dumps(config)]
     return cmd
@@ -203,6 +210,11 @@ def _error_tail(log: Path, lines: int = 25) -> str:
     return "\n".join(text[start : start + lines])
 
 
+def downstream(key: str) -> str:
+    """``key`` and what the pipeline builds from it; monitoring runs on its own days."""
+    return f"key:{key}+ and not group:{MONITORING_GROUP}"
+
+
 def ingest_plan(deployment: Deployment, through: str | None) -> list[list[str]]:
     """The runs that bring new or changed months in, and what follows them."""
     from tradeops_assets.defs.market_data import partitions
@@ -223,13 +235,13 @@ def ingest_plan(deployment: Deployment, through: str | None) -> list[list[str]]:
     )
     if len(ranges) == 1:
         ((first, last),) = ranges
-        select = f"key:{MARKET_BARS}+{stop}"
+        select = f"{downstream(MARKET_BARS)}{stop}"
         return [materialize_command(select, partition_range=f"{first}...{last}")]
     bars = [
         materialize_command(f"key:{MARKET_BARS}", partition_range=f"{first}...{last}")
         for first, last in ranges
     ]
-    return [*bars, materialize_command(f"key:{MARKET_FEATURES}+{stop}")]
+    return [*bars, materialize_command(f"{downstream(MARKET_FEATURES)}{stop}")]
 
 
 def resume_point(deployment: Deployment) -> str | None:
@@ -263,9 +275,9 @@ def demo(deployment: Deployment, through: str | None = None) -> None:
     if not steps:
         print(f"{MARKET_BARS}: every month of the source is already materialised, unchanged")
         if through:
-            steps = [materialize_command(f"key:{MARKET_FEATURES}+ and +key:{through}")]
+            steps = [materialize_command(f"{downstream(MARKET_FEATURES)} and +key:{through}")]
         elif (start := resume_point(deployment)) is not None:
-            steps = [materialize_command(f"key:{start}+")]
+            steps = [materialize_command(downstream(start))]
         else:
             print("the champion's bento is already serving")
     run_steps(deployment, steps)
@@ -282,6 +294,7 @@ def demo(deployment: Deployment, through: str | None = None) -> None:
     )
     if through is None:
         show_endpoint(deployment)
+        monitor_today(deployment)
 
 
 def show_endpoint(deployment: Deployment) -> None:
@@ -315,6 +328,13 @@ def show_endpoint(deployment: Deployment) -> None:
         f'  curl -s {url}/metadata -H "Authorization: Bearer $(cat {token_file})"\n'
         f"  make serve   # the deployed bento in the foreground on TRADEOPS_SERVE_PORT"
     )
+
+
+def monitor_today(deployment: Deployment) -> None:
+    """Today's drift, live performance and serving health, as the nightly schedule would."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    run_steps(deployment, [materialize_command(f"group:{MONITORING_GROUP}", partition=today)])
+    print(f"\nMonitoring for {today}: feature_drift, live_performance, serving_health (make ui)")
 
 
 def progress_line(steps: int, total: int, rate: str, eta: str, width: int = 30) -> str:
