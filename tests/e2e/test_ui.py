@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import BIN, REPO
 from tradeops_assets.cli import MODULE
-from tradeops_assets.keys import CHAIN
+from tradeops_assets.keys import CHAIN, FEATURE_DRIFT_CHECK, MONITORING
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,8 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
     with webserver(demo_pipeline) as base:
         nodes = graphql(base, LINEAGE_QUERY)["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(by_key) == set(CHAIN)
+    assert set(by_key) == set(CHAIN) | set(MONITORING)
+    assert {by_key[k]["groupName"] for k in MONITORING} == {"monitoring"}
     assert by_key["champion_policy"]["dependencyKeys"] == [{"path": ["backtest_report"]}]
     (gate,) = by_key["backtest_report"]["assetChecksOrError"]["checks"]
     assert gate == {"name": "promotion_gate", "blocking": True}
@@ -163,3 +164,31 @@ def test_browser_shows_the_backtest_plots_and_the_gate_verdict(demo_pipeline):
     assert "Show Markdown" in report
     assert "promotion_gate" in checks
     assert "Succeeded" in checks
+
+
+def test_browser_shows_the_automations_and_the_feature_drift_plot(demo_pipeline):
+    """The loop is visible where operators look: sensors and schedules, and the drift plot."""
+    query = """{ assetOrError(assetKey: {path: ["feature_drift"]}) { ... on Asset {
+        assetMaterializations(limit: 1) { partition metadataEntries {
+            label ... on MarkdownMetadataEntry { mdStr } } } } } }"""
+    with webserver(demo_pipeline) as base:
+        automation = rendered_dom(f"{base}/automation")
+        drift_page = rendered_dom(f"{base}/assets/feature_drift")
+        checks = rendered_dom(f"{base}/assets/feature_drift?view=checks")
+        (latest,) = graphql(base, query)["assetOrError"]["assetMaterializations"]
+    for name in (
+        "market_data_sensor",
+        "drift_sensor",
+        "run_failure_sensor",
+        "nightly_monitoring_schedule",
+        "nightly_retrain_schedule",
+    ):
+        assert name in automation, name
+    assert "No automations" not in automation
+    assert latest["partition"]
+    markdown = {e["label"]: e.get("mdStr") for e in latest["metadataEntries"]}
+    # PSI per feature and the worst feature's two distributions, inline PNGs.
+    assert markdown["plots"].count("](data:image/png;base64,") >= 2
+    assert markdown["market_drift"].startswith("| feature | PSI | KS | Wasserstein |")
+    assert "plots" in drift_page
+    assert FEATURE_DRIFT_CHECK in checks
