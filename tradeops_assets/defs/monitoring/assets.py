@@ -70,15 +70,29 @@ def _served_on(predictions: PredictionLogStore, start: datetime, end: datetime) 
     return log.filter(pl.col("predicted_at").is_between(start, end, closed="left"))
 
 
-@dg.asset(
-    name=FEATURE_DRIFT,
-    group_name=MONITORING_GROUP,
-    partitions_def=monitoring_days,
-    deps=[MARKET_FEATURES, CHAMPION_POLICY],
-    check_specs=[dg.AssetCheckSpec(FEATURE_DRIFT_CHECK, asset=FEATURE_DRIFT)],
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"numpy"},
-    owners=["team:ml-engineering"],
+def _monitoring_asset(
+    name: str, check: str, deps: list[str], *, eager: bool, kind: str, owner: str
+):
+    """A daily monitoring asset with its one warn/error check; eager ones follow new data."""
+    return dg.asset(
+        name=name,
+        group_name=MONITORING_GROUP,
+        partitions_def=monitoring_days,
+        deps=deps,
+        check_specs=[dg.AssetCheckSpec(check, asset=name)],
+        automation_condition=dg.AutomationCondition.eager() if eager else None,
+        kinds={kind},
+        owners=[owner],
+    )
+
+
+@_monitoring_asset(
+    FEATURE_DRIFT,
+    FEATURE_DRIFT_CHECK,
+    [MARKET_FEATURES, CHAMPION_POLICY],
+    eager=True,
+    kind="numpy",
+    owner="team:ml-engineering",
 )
 def feature_drift(
     context: dg.AssetExecutionContext,
@@ -204,15 +218,13 @@ def _distributions_plot(
     return plots.png(fig)
 
 
-@dg.asset(
-    name=LIVE_PERFORMANCE,
-    group_name=MONITORING_GROUP,
-    partitions_def=monitoring_days,
-    deps=[MARKET_BARS, POLICY_DEPLOYMENT],
-    check_specs=[dg.AssetCheckSpec(LIVE_PERFORMANCE_CHECK, asset=LIVE_PERFORMANCE)],
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"numpy"},
-    owners=["team:ml-engineering"],
+@_monitoring_asset(
+    LIVE_PERFORMANCE,
+    LIVE_PERFORMANCE_CHECK,
+    [MARKET_BARS, POLICY_DEPLOYMENT],
+    eager=True,
+    kind="numpy",
+    owner="team:ml-engineering",
 )
 def live_performance(
     context: dg.AssetExecutionContext,
@@ -277,14 +289,13 @@ def live_performance(
     )
 
 
-@dg.asset(
-    name=SERVING_HEALTH,
-    group_name=MONITORING_GROUP,
-    partitions_def=monitoring_days,
-    deps=[POLICY_DEPLOYMENT],
-    check_specs=[dg.AssetCheckSpec(SERVING_HEALTH_CHECK, asset=SERVING_HEALTH)],
-    kinds={"bentoml"},
-    owners=["team:mlops"],
+@_monitoring_asset(
+    SERVING_HEALTH,
+    SERVING_HEALTH_CHECK,
+    [POLICY_DEPLOYMENT],
+    eager=False,
+    kind="bentoml",
+    owner="team:mlops",
 )
 def serving_health(
     context: dg.AssetExecutionContext,
