@@ -221,7 +221,8 @@ def _distributions_plot(
 @_monitoring_asset(
     LIVE_PERFORMANCE,
     LIVE_PERFORMANCE_CHECK,
-    [MARKET_BARS, POLICY_DEPLOYMENT],
+    # Whichever months the served decisions fall in: all of them, not the same day's key.
+    [dg.AssetDep(MARKET_BARS, partition_mapping=dg.AllPartitionMapping()), POLICY_DEPLOYMENT],
     eager=True,
     kind="numpy",
     owner="team:ml-engineering",
