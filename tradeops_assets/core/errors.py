@@ -13,6 +13,12 @@ class ConfigError(TradeopsError):
     """A deployment, source spec or run config that cannot be used."""
 
 
+def require_format(data: dict, expected: int, what: str) -> None:
+    """A stored document from another code generation is refused by name, not misread."""
+    if data.get("format") != expected:
+        raise ConfigError(f"{what} format {data.get('format')!r}; this code reads {expected}")
+
+
 class MarketDataError(TradeopsError):
     """Market data that cannot be read into the canonical bar layout."""
 

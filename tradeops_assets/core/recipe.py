@@ -15,7 +15,7 @@ import polars as pl
 
 from tradeops_assets.core.algorithms import Algorithm, AlgorithmSpec, spec_for
 from tradeops_assets.core.drift import PolicyReference
-from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.errors import ConfigError, require_format
 from tradeops_assets.core.features import FEATURE_COLUMNS
 from tradeops_assets.core.market import EnvConfig, Normaliser
 from tradeops_assets.core.policy import NumpyPolicy
@@ -139,10 +139,7 @@ class PolicyRecipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PolicyRecipe":
-        if data.get("format") != RECIPE_FORMAT:
-            raise ConfigError(
-                f"policy recipe format {data.get('format')!r}; this code reads {RECIPE_FORMAT}"
-            )
+        require_format(data, RECIPE_FORMAT, "policy recipe")
         try:
             return cls(
                 train=TrainConfig.from_dict(data["train"]),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tradeops_assets.core.backtest import CHALLENGER, CHAMPION
-from tradeops_assets.core.errors import ConfigError
+from tradeops_assets.core.errors import ConfigError, require_format
 from tradeops_assets.core.windows import Window
 
 SUMMARY_FORMAT = 1
@@ -92,10 +92,7 @@ class BacktestSummary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BacktestSummary":
-        if data.get("format") != SUMMARY_FORMAT:
-            raise ConfigError(
-                f"backtest summary format {data.get('format')!r}; this code reads {SUMMARY_FORMAT}"
-            )
+        require_format(data, SUMMARY_FORMAT, "backtest summary")
         try:
             return cls(
                 challenger_version=str(data["challenger_version"]),
