@@ -55,8 +55,8 @@ BREAKS = (
     Break(
         "a baseline comparison '>' turned into '>='",
         "tradeops_assets/core/promotion.py",
-        'ok = mine["sharpe"] > need',
-        'ok = mine["sharpe"] >= need',
+        'baseline_margin\n        ok = mine["sharpe"] > need',
+        'baseline_margin\n        ok = mine["sharpe"] >= need',
         (
             "tests/core/test_promotion.py::"
             "test_equal_to_a_baseline_plus_its_margin_is_not_beating_it",
