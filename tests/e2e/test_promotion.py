@@ -6,10 +6,12 @@ import httpx
 import mlflow
 import pytest
 
+from tradeops_assets.cli import downstream
 from tradeops_assets.core.sources import DEFAULT_SOURCE
+from tradeops_assets.keys import TRAINED_POLICY
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
-SELECT = "key:trained_policy+"
+SELECT = downstream(TRAINED_POLICY)  # the retrain chain; monitoring runs on its own days
 
 
 def run_config(timesteps: int) -> dict:
