@@ -55,9 +55,15 @@ def _not_judged(check: str, why: str) -> dg.AssetCheckResult:
     )
 
 
-def _champion(registry: PolicyRegistry) -> RegisteredPolicy | None:
+def _champion(registry: PolicyRegistry) -> tuple[RegisteredPolicy | None, str]:
+    """The champion monitoring can judge against, or why there is none."""
     version = registry.version_for(CHAMPION)
-    return registry.fetch(version) if version else None
+    if not version:
+        return None, "no champion yet"
+    champion = registry.fetch(version)
+    if champion.reference is None:
+        return None, "the champion has no stored reference"
+    return champion, ""
 
 
 def _day(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
@@ -113,9 +119,8 @@ def feature_drift(
     asks drift_sensor for a retrain.
     """
     start, end = _day(context)
-    champion = _champion(registry)
-    if champion is None or champion.reference is None:
-        why = "no champion yet" if champion is None else "the champion has no stored reference"
+    champion, why = _champion(registry)
+    if champion is None:
         return dg.MaterializeResult(
             metadata={"verdict": why}, check_results=[_not_judged(FEATURE_DRIFT_CHECK, why)]
         )
@@ -243,9 +248,8 @@ def live_performance(
     expectation asks drift_sensor for a retrain; too few decisions are not judged.
     """
     _, end = _day(context)
-    champion = _champion(registry)
-    if champion is None or champion.reference is None:
-        why = "no champion yet" if champion is None else "the champion has no stored reference"
+    champion, why = _champion(registry)
+    if champion is None:
         return dg.MaterializeResult(check_results=[_not_judged(LIVE_PERFORMANCE_CHECK, why)])
     log = predictions.read()
     served = log.filter(
