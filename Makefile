@@ -9,7 +9,7 @@ DVC_VENV := .venv-dvc
 export DAGSTER_DISABLE_TELEMETRY := 1
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
-.PHONY: demo test lint ui serve bench mutate check-defs clean-home
+.PHONY: demo drift-demo test lint ui serve bench mutate check-defs clean-home
 
 # torch first: its pinned CPU wheel is on disk; any other resolution pulls CUDA.
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
@@ -33,6 +33,10 @@ env: $(VENV)/.installed $(DVC_VENV)/.installed
 demo: env
 	$(VENV)/bin/tradeops demo
 
+# The closed loop on a fresh home: drift in, retrain, gate, new bento serving (docs/monitoring.md).
+drift-demo: env
+	$(VENV)/bin/tradeops drift-demo
+
 test: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -50,6 +54,7 @@ serve: env
 	$(VENV)/bin/tradeops serve
 
 bench: env
+	$(PY) -m pip install $(PIP_FLAGS) -c requirements/lock.txt -e '.[bench]'
 	$(PY) -m bench.run
 
 # Mutation testing of the modules that decide money and promotion; writes docs/quality.md.

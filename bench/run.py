@@ -33,6 +33,7 @@ GOALS = {
     "serve_predict_rps": "≥ 5,000 requests/s on 2 cores",
     "serve_predict_p99_ms": "≤ 50 ms",
     "serve_batch_decisions_per_s": "≥ 50,000 decisions/s through /predict_batch",
+    "drift_seconds": "≤ 0.5 s for PSI and KS on 1M rows x 50 features",
 }
 NIGHTLY_BUDGET_S = 6 * 3600
 VEC_EPISODES = 256
@@ -320,8 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backtest-bars", type=int, default=2520)
     parser.add_argument("--out", type=Path, default=ROOT, help="folder for BENCHMARKS.md, bench/")
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: features,env,ppo,backtest,serving"
+        "--only",
+        default="",
+        help="comma-separated subset: features,env,ppo,backtest,serving,drift",
     )
+    parser.add_argument("--drift-rows", type=int, default=1_000_000)
+    parser.add_argument("--drift-peer-rows", type=int, default=100_000)
     parser.add_argument("--serve-seconds", type=float, default=5.0)
     parser.add_argument("--serve-connections", default="1,16,64,256")
     args = parser.parse_args(argv)
@@ -331,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
         "ppo",
         "backtest",
         "serving",
+        "drift",
     }
 
     results_path = args.out / "bench" / "results.json"
@@ -349,6 +355,10 @@ def main(argv: list[str] | None = None) -> None:
 
         levels = tuple(int(c) for c in args.serve_connections.split(","))
         fresh.update(bench_serving(levels, args.serve_seconds))
+    if "drift" in chosen:
+        from bench.drift import bench_drift
+
+        fresh.update(bench_drift(args.drift_rows, 50, args.drift_peer_rows, best_of))
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.out == ROOT and not args.only:

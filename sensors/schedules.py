@@ -11,13 +11,11 @@ training, and even a hundredfold recipe fits with time to spare.
 
 import dagster as dg
 
-from tradeops_assets.defs.monitoring.partitions import monitoring_days
 from tradeops_assets.keys import MONITORING_GROUP, RETRAIN_CHAIN
 
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
     selection=dg.AssetSelection.groups(MONITORING_GROUP),
-    partitions_def=monitoring_days,
 )
 
 nightly_monitoring_schedule = dg.build_schedule_from_partitioned_job(

@@ -463,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
     sub.add_parser("init", help="create the local instance and dev secrets (make env runs it)")
     sub.add_parser("ui", help="the Dagster UI on the local instance (TRADEOPS_UI_PORT)")
+    sub.add_parser(
+        "drift-demo",
+        help="the closed loop on a fresh home (TRADEOPS_HOME/drift-demo): drift in, new bento out",
+    )
     args = parser.parse_args(argv)
     _hide_library_warnings()
     try:
@@ -480,6 +484,13 @@ def main(argv: list[str] | None = None) -> int:
             init(deployment)
         elif args.command == "ui":
             return ui(deployment)
+        elif args.command == "drift-demo":
+            from tradeops_assets import drill
+
+            try:
+                return drill.run(deployment.home / "drift-demo")
+            except drill.DrillError as failed:
+                raise StepFailedError(f"drift-demo: {failed}") from None
         else:
             restore(deployment, args.version, args.out)
     except Refused as refused:

@@ -28,6 +28,8 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
             "1,4",
             "--out",
             str(tmp_path),
+            "--only",  # drift's peer (Evidently) is installed by `make bench` only
+            "features,env,ppo,backtest,serving",
         ]
     )
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
@@ -61,3 +63,17 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
     assert results["features_rows_per_s"]["command"].startswith("python -m bench.run")
     assert "cores:" in report
     assert "date:" in report
+
+
+def test_the_drift_race_data_has_drift_where_planted_and_nowhere_else():
+    """What drift_seconds races on: a fast answer that missed the drift would mean nothing."""
+    from bench.drift import SHIFTED, WIDENED, sample
+    from tradeops_assets.core import drift
+
+    names = tuple(f"f{j}" for j in range(12))
+    reference = drift.DistributionReference.fit(sample(20_000, 12, 1, shifted=False), names)
+    moved = drift.drift(reference, sample(20_000, 12, 2, shifted=True))
+    still = drift.drift(reference, sample(20_000, 12, 3, shifted=False))
+    planted = set(SHIFTED) | set(WIDENED)
+    assert {j for j in range(12) if moved.psi[j] >= drift.PSI_WARN} == planted
+    assert still.worst_psi < drift.PSI_WARN

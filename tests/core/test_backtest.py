@@ -190,3 +190,35 @@ def test_walk_forward_folds_tile_the_tail_on_bars_without_training_on_their_test
     assert max(spans) - min(spans) <= 4  # as long as the first fold's, to the nearest bar
     with pytest.raises(ConfigError, match="folds >= 1"):
         folds_of(stamps, 0, 0.6, expanding=True)
+
+
+def test_portfolio_curves_are_the_equal_weight_book_of_the_ledger(feature_frame, policy):
+    """Each ledger row is labelled with its own symbol and bar (UTC); the portfolio is the
+    equal-weight mean of the symbols' returns, compounded, with drawdown from the peak."""
+    from tradeops_assets.core.features import FEATURE_COLUMNS
+
+    normaliser = Normaliser.fit(feature_frame.select(FEATURE_COLUMNS).to_numpy())
+    span = Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    result = backtest.backtest(
+        feature_frame, span, CONFIG, {"challenger": backtest.TradedPolicy(policy, normaliser)}
+    )
+    ledger = result.ledger
+    assert ledger.schema["timestamp"] == pl.Datetime("us", "UTC")
+    assert ledger.schema["symbol"] == pl.String
+    hold = ledger.filter(pl.col("strategy") == "buy_and_hold")
+    for (symbol,), part in hold.group_by("symbol"):
+        bars = feature_frame.filter(pl.col("symbol") == symbol)["timestamp"]
+        assert set(part["timestamp"]) <= set(bars)
+    curves = result.portfolio_curves()
+    for strategy in ("challenger", "momentum"):
+        rows = ledger.filter(pl.col("strategy") == strategy)
+        by_bar = rows.group_by("timestamp").agg(pl.col("return").mean()).sort("timestamp")
+        mine = curves.filter(pl.col("strategy") == strategy).sort("timestamp")
+        assert mine["timestamp"].to_list() == by_bar["timestamp"].to_list()
+        np.testing.assert_allclose(mine["return"], by_bar["return"], rtol=1e-12)
+        equity = np.cumprod(1 + by_bar["return"].to_numpy())
+        np.testing.assert_allclose(mine["equity"], equity, rtol=1e-12)
+        peak = np.maximum(np.maximum.accumulate(equity), 1.0)
+        np.testing.assert_allclose(mine["drawdown"], 1 - equity / peak, rtol=1e-9, atol=1e-15)
+        total = result.metric(strategy, "total_return")
+        assert total == pytest.approx(equity[-1] - 1, rel=1e-9, abs=1e-12)

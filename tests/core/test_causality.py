@@ -103,9 +103,13 @@ def test_registration_refuses_a_scaler_that_saw_later_bars():
     leaky = Normaliser(np.zeros(2), np.ones(2), Window(datetime(2015, 4, 1), datetime(2015, 10, 2)))
     with pytest.raises(LeakageError, match="outside the training window"):
         leaky.check_fitted_within(window)
-    with pytest.raises(LeakageError, match="unknown dates"):
+    with pytest.raises(LeakageError, match="fitted on rows of unknown dates, outside"):
         Normaliser(np.zeros(2), np.ones(2)).check_fitted_within(window)
     assert Normaliser.from_dict(leaky.to_dict()).fitted_on == leaky.fitted_on
+    early = Normaliser(np.zeros(2), np.ones(2), Window(datetime(2015, 3, 31), window.last))
+    with pytest.raises(LeakageError):
+        early.check_fitted_within(window)
+    Normaliser(np.zeros(2), np.ones(2), window).check_fitted_within(window)  # exactly: fine
 
 
 @pytest.mark.parametrize("column", features.FEATURE_COLUMNS)

@@ -23,6 +23,7 @@ class Pipeline:
     home: Path
     source: str
     serve_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def deployment(self) -> Deployment:
@@ -40,7 +41,7 @@ class Pipeline:
         env = self.deployment.child_env()
         for name in ("BENTOML_HOME", "TRADEOPS_API_TOKEN", "TRADEOPS_SIGNING_KEY"):
             env.pop(name, None)
-        return env
+        return {**env, **self.extra_env}
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ import pytest
 from tradeops_assets.cli import downstream
 from tradeops_assets.core.sources import DEFAULT_SOURCE
 from tradeops_assets.keys import TRAINED_POLICY
+from tradeops_assets.receiver import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 SELECT = downstream(TRAINED_POLICY)  # the retrain chain; monitoring runs on its own days
@@ -41,7 +42,13 @@ def aliases(pipe) -> dict[str, str]:
 
 
 def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pipeline):
-    pipe = make_pipeline(DEFAULT_SOURCE)
+    with Receiver() as receiver:
+        pipe = make_pipeline(DEFAULT_SOURCE)
+        pipe.extra_env["TRADEOPS_ALERT_WEBHOOK"] = receiver.url
+        promote_refuse_promote(pipe, receiver)
+
+
+def promote_refuse_promote(pipe, receiver) -> None:
     first = pipe.tradeops("demo")  # the first policy: judged against the baselines only
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert aliases(pipe) == {"challenger": "1", "champion": "1"}
@@ -72,6 +79,10 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
     reason = gate.metadata["reason"].value
     assert "does not beat champion v1" in reason, reason
     assert aliases(pipe) == {"challenger": "2", "champion": "1"}
+    refusal = [a["tradeops"] for a in receiver.posts if a["tradeops"]["kind"] == "gate_refused"]
+    assert len(refusal) == 1  # told once, with the failed criteria and why
+    assert "v2" in refusal[0]["title"]
+    assert "does not beat champion v1" in json.dumps(refusal[0]["details"])
     assert len(pipe.materializations("champion_policy")) == 1  # nothing downstream moved
     assert len(pipe.materializations("policy_bento")) == 1
     assert served_version(pipe) == "1"
@@ -81,6 +92,8 @@ def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pip
     assert better.returncode == 0, better.stderr[-3000:]
     assert aliases(pipe) == {"challenger": "3", "champion": "3"}
     assert served_version(pipe) == "3"  # rebuilt, signed and swapped in by the same run
+    assert receiver.kinds().count("deployment_done") == 3  # first demo, restart, v3
+    assert receiver.kinds().count("gate_refused") == 1
     deployed = pipe.materializations("policy_deployment")[0].asset_materialization.metadata
     first_bento = pipe.materializations("policy_bento")[-1].asset_materialization.metadata
     assert deployed["previous_bento_tag"].value == first_bento["bento_tag"].value

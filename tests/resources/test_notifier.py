@@ -4,7 +4,7 @@ import logging
 import socket
 
 from resources.notifier import DRIFT, Notifier
-from tests.receiver import Receiver
+from tradeops_assets.receiver import Receiver
 
 
 def test_an_alert_posts_slack_compatible_json_and_logs_a_line(caplog):

@@ -13,9 +13,9 @@ from resources.notifier import Notifier
 from sensors.drift import COOLDOWN_SECONDS, drift_sensor
 from sensors.market_data import market_data_sensor
 from tests.e2e.conftest import write_vendor_per_day
-from tests.receiver import Receiver
 from tradeops_assets.core.synthetic import SyntheticSpec, generate
 from tradeops_assets.keys import FEATURE_DRIFT, FEATURE_DRIFT_CHECK, MARKET_MONTHS, TRIGGER_TAG
+from tradeops_assets.receiver import Receiver
 
 
 def age(folder, seconds: float = 60) -> None:

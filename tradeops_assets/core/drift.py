@@ -24,6 +24,8 @@ Sharpe, hit rate and drawdown, against the expectation stored at training.
 """
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,8 @@ from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 
 FINE_BINS = 100
 COARSE_BINS = 10
+BLOCK_ROWS = 32_768
+GRID_CELLS = 4096
 EPSILON = 1e-4  # a share floor so an empty bin scores a large, finite PSI
 PSI_WARN, PSI_ERROR = 0.1, 0.25
 ACTION_EDGES = np.linspace(-1.0, 1.0, 21)[1:-1]  # 20 equal bins of target position
@@ -112,25 +116,73 @@ class DistributionReference:
         return bin_shares(values, self.edges, self.low, self.high)
 
 
+class _Binner:
+    """Finds a value's bin among sorted ``bounds`` without a binary search for most values.
+
+    A uniform grid of ``GRID_CELLS`` cells spans the first to the last interior edge; a
+    cell that lies inside one bin answers with a table lookup, and only values in a cell
+    an edge crosses, or beyond the interior edges (a few percent), are searched. Each
+    cell's answer is computed with a slack wider than the rounding of the cell index,
+    so the result is exactly ``searchsorted(bounds, v, "right")``.
+    """
+
+    def __init__(self, bounds: np.ndarray) -> None:
+        self.bounds = bounds
+        self.first, self.last = float(bounds[1]), float(bounds[-2])
+        width = (self.last - self.first) / GRID_CELLS
+        self.usable = bool(np.isfinite(width) and width > 0)
+        if self.usable:
+            self.scale = 1.0 / width
+            lefts = self.first + np.arange(GRID_CELLS) * width
+            slack = 1e-9 * width + 16 * np.spacing(max(abs(self.first), abs(self.last)))
+            self.low = np.searchsorted(bounds, lefts - slack, side="right").astype(np.int16)
+            high = np.searchsorted(bounds, lefts + width + slack, side="right")
+            self.exact = self.low == high
+
+    def __call__(self, column: np.ndarray) -> np.ndarray:
+        if not self.usable:
+            return np.searchsorted(self.bounds, column, side="right")
+        cell = (column - self.first) * self.scale
+        np.clip(cell, 0, GRID_CELLS - 1, out=cell)
+        cells = cell.astype(np.intp)
+        index = self.low[cells].astype(np.intp)
+        searched = ~self.exact[cells] | (column < self.first) | (column >= self.last)
+        index[searched] = np.searchsorted(self.bounds, column[searched], side="right")
+        return index
+
+
 def bin_shares(
     values: np.ndarray, edges: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> np.ndarray:
     """Share of each column's rows per bin: below ``low``, between the edges, above ``high``.
 
-    Non-finite values are not counted.
+    Non-finite values are not counted. Rows go in blocks that stay in cache, each block
+    transposed once so every column is read contiguously, and the blocks are shared
+    among threads (numpy's loops run without the GIL): a row-major 1M x 50 sample is
+    binned in one pass over memory instead of fifty strided ones.
     """
     values = np.asarray(values, dtype=np.float64)
     columns, inner = edges.shape[0], edges.shape[1] + 1
-    out = np.zeros((columns, inner + 2))
-    for i in range(columns):
-        column = values[:, i]
-        column = column[np.isfinite(column)]
-        if column.size:
-            index = np.searchsorted(edges[i], column, side="right") + 1
-            index[column < low[i]] = 0
-            index[column > high[i]] = inner + 1
-            out[i] = np.bincount(index, minlength=inner + 2) / column.size
-    return out
+    # [low, edges..., just above high]: one search gives bin 0 below the range, the
+    # inner bins, and inner + 1 above it.
+    bounds = np.concatenate([low[:, None], edges, np.nextafter(high, np.inf)[:, None]], axis=1)
+    binners = [_Binner(bounds[i]) for i in range(columns)]
+    starts = range(0, values.shape[0], BLOCK_ROWS)
+    empty = np.zeros((columns, inner + 2), dtype=np.int64)
+
+    def count(start: int) -> np.ndarray:
+        block = np.ascontiguousarray(values[start : start + BLOCK_ROWS].T)
+        out = empty.copy()
+        finite = np.isfinite(block)
+        for i in range(columns):
+            column = block[i] if finite[i].all() else block[i][finite[i]]
+            out[i] = np.bincount(binners[i](column), minlength=inner + 2)
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+        counts = sum(pool.map(count, starts), empty)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
 
 
 def psi(reference: np.ndarray, current: np.ndarray, coarse: int = COARSE_BINS) -> np.ndarray:
@@ -180,6 +232,13 @@ class Drift:
     @property
     def worst_psi(self) -> float:
         return float(self.psi.max()) if self.judged and self.columns else 0.0
+
+    def over(self, threshold: float, top: int = 5) -> dict[str, float]:
+        """The columns at or above ``threshold`` PSI, worst first: what an alert names."""
+        order = np.argsort(-self.psi, kind="stable")[:top] if self.judged else []
+        return {
+            self.columns[i]: round(float(self.psi[i]), 3) for i in order if self.psi[i] >= threshold
+        }
 
     def table(self) -> pl.DataFrame:
         return pl.DataFrame(

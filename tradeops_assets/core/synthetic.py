@@ -9,7 +9,7 @@ specified bit for bit.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -155,3 +155,77 @@ def generate(spec: SyntheticSpec) -> pl.DataFrame:
         }
     )
     return frame.select(BAR_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RegimeShift:
+    """The market after a regime change, continuing each symbol from its last bar.
+
+    The drift drill's new month: returns follow ``r_t = momentum * r_{t-1} + shock``
+    with volatility ``vol_scale`` times each symbol's own over its last year, wider
+    intrabar ranges and overnight gaps, so both the distribution a policy learned on
+    and the planted edge move (a positive ``momentum`` reverses the demo market's
+    next-bar reversal). The defaults are a market in turmoil that still passes the bar
+    checks: a month of it moves the worst feature's PSI over the last 378 bars to about
+    0.35, where a month of the old regime leaves it near 0.15.
+    """
+
+    vol_scale: float = 4.0
+    momentum: float = 0.5
+    trend: float = 0.0  # log return added per bar: a sell-off below zero
+    range_scale: float = 6.0  # intrabar high-low range, times the new volatility's
+    gap_scale: float = 8.0  # overnight gaps (open against the last close), likewise
+    max_move: float = 0.3  # no bar moves more (log): the bar checks refuse 0.4
+    seed: int = 12
+
+    def __post_init__(self) -> None:
+        if self.vol_scale <= 0 or not -1 < self.momentum < 1:
+            raise ConfigError(
+                f"regime shift needs vol_scale > 0 and momentum in (-1, 1), "
+                f"got {self.vol_scale}, {self.momentum}"
+            )
+
+    def month_after(self, history: pl.DataFrame) -> pl.DataFrame:
+        """The weekdays of the calendar month after ``history``'s last bar, every symbol."""
+        last = history.get_column("timestamp").max()
+        first_day = (last.replace(day=1) + timedelta(days=32)).replace(day=1)  # type: ignore[union-attr]
+        days = pl.date_range(first_day, (first_day + timedelta(days=32)).replace(day=1), eager=True)
+        days = days.filter((days.dt.weekday() <= 5) & (days.dt.month() == first_day.month))
+        stamps = days.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp")
+        return self.continue_from(history, stamps)
+
+    def continue_from(self, history: pl.DataFrame, stamps: pl.Series) -> pl.DataFrame:
+        rng = np.random.Generator(np.random.PCG64(self.seed))
+        frames = []
+        for (symbol,), past in history.sort("timestamp").group_by("symbol", maintain_order=True):
+            log_close = np.log(past.get_column("close").to_numpy())
+            recent = np.diff(log_close[-253:])
+            vol = float(recent.std()) * self.vol_scale if recent.size > 1 else 0.01
+            n = stamps.len()
+            shocks = rng.standard_t(STUDENT_T_DF, n) / np.sqrt(STUDENT_T_DF / (STUDENT_T_DF - 2))
+            returns = np.empty(n)
+            previous = float(recent[-1]) if recent.size else 0.0
+            for t in range(n):
+                previous = self.momentum * previous + vol * shocks[t] + self.trend
+                previous = float(np.clip(previous, -self.max_move, self.max_move))
+                returns[t] = previous
+            close = np.exp(log_close[-1] + np.cumsum(returns))
+            open_ = np.concatenate([[np.exp(log_close[-1])], close[:-1]]) * np.exp(
+                vol * 0.3 * self.gap_scale * rng.standard_normal(n)
+            )
+            wick = np.abs(rng.standard_normal((2, n))) * vol * 0.5 * self.range_scale
+            volume = float(past.get_column("volume").tail(253).median())  # type: ignore[arg-type]
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "timestamp": stamps,
+                        "symbol": [symbol] * n,
+                        "open": open_,
+                        "high": np.maximum(open_, close) * np.exp(wick[0]),
+                        "low": np.minimum(open_, close) * np.exp(-wick[1]),
+                        "close": close,
+                        "volume": np.round(volume * rng.lognormal(0.5, 0.35, n)),
+                    }
+                )
+            )
+        return pl.concat(frames).select(BAR_COLUMNS)

@@ -10,6 +10,7 @@ from tradeops_assets.defs import plots
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
 from tradeops_assets.defs.lineage import latest_report, lineage_metadata
+from tradeops_assets.defs.retries import IO_RETRY
 from tradeops_assets.keys import (
     BACKTEST_REPORT,
     CHAMPION_POLICY,
@@ -109,6 +110,7 @@ def backtest_report(
 @dg.asset(
     name=CHAMPION_POLICY,
     group_name=EVALUATION_GROUP,
+    retry_policy=IO_RETRY,
     deps=[BACKTEST_REPORT],
     required_resource_keys={"audit", "registry", "reports"},
     kinds={"mlflow"},

@@ -32,6 +32,7 @@ def load_checked_bars(instance: dg.DagsterInstance, datasets: DatasetStore):
     group_name=FEATURES_GROUP,
     deps=[MARKET_BARS],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars", "parquet", "dvc"},
     owners=["team:ml-engineering"],
     tags={"layer": "features"},

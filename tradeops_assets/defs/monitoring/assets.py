@@ -17,6 +17,7 @@ from tradeops_assets.defs import plots
 from tradeops_assets.defs.lineage import lineage_metadata
 from tradeops_assets.defs.monitoring.config import DriftConfig, HealthConfig, PerformanceConfig
 from tradeops_assets.defs.monitoring.partitions import monitoring_days
+from tradeops_assets.defs.retries import IO_RETRY
 from tradeops_assets.keys import (
     CHAMPION_POLICY,
     FEATURE_DRIFT,
@@ -84,6 +85,7 @@ def _monitoring_asset(
         name=name,
         group_name=MONITORING_GROUP,
         partitions_def=monitoring_days,
+        retry_policy=IO_RETRY,
         deps=deps,
         check_specs=[dg.AssetCheckSpec(check, asset=name)],
         automation_condition=dg.AutomationCondition.eager() if eager else None,
@@ -132,15 +134,24 @@ def feature_drift(
     market = drift.drift(reference.features, latest.select(FEATURE_COLUMNS).to_numpy())
     live = drift.drift(reference.features, served.select(FEATURE_COLUMNS).to_numpy())
     actions = drift.action_drift(reference.actions, served["target_position"].to_numpy())
-    judged = [d for d in (market, live) if d.judged]
+    judged = [market] if market.judged else []
+    if live.rows >= config.min_served_rows:
+        judged.append(live)
     if not judged:
-        why = "no market bars before the day's end and no served request"
+        why = (
+            f"no market bars before the day's end and {live.rows} served requests "
+            f"(fewer than {config.min_served_rows})"
+        )
         return dg.MaterializeResult(check_results=[_not_judged(FEATURE_DRIFT_CHECK, why)])
     worst = max(judged, key=lambda d: d.worst_psi)
     source = "market" if worst is market else "served requests"
     figures = {
         "worst_feature": worst.worst,
         "worst_psi": round(worst.worst_psi, 4),
+        "features_over_error": ", ".join(
+            f"{name} {psi:.2f}" for name, psi in worst.over(config.psi_error).items()
+        )
+        or "none",
         "source": source,
         "champion_version": champion.version,
         "features_data_version": md5s["full"],

@@ -12,7 +12,15 @@ class DriftConfig(dg.Config):
 
     psi_warn: float = drift.PSI_WARN
     psi_error: float = drift.PSI_ERROR
-    window_bars: int = Field(63, description="latest bars per symbol compared (about a quarter)")
+    window_bars: int = Field(
+        378,
+        description="latest bars per symbol compared (18 months of days): regimes last "
+        "months, so a shorter window of one calm or volatile spell reads as drift against "
+        "years of training history; a month unlike any before still moves it",
+    )
+    min_served_rows: int = Field(
+        100, description="fewer served requests than this are not judged: not yet a sample"
+    )
 
 
 class PerformanceConfig(dg.Config):

@@ -11,12 +11,14 @@ from tradeops_assets.defs.lineage import (
     latest_report,
     lineage_metadata,
 )
+from tradeops_assets.defs.retries import IO_RETRY
 from tradeops_assets.keys import CHAMPION_POLICY, POLICY_BENTO, POLICY_DEPLOYMENT, SERVING_GROUP
 
 
 @dg.asset(
     name=POLICY_BENTO,
     group_name=SERVING_GROUP,
+    retry_policy=IO_RETRY,
     deps=[CHAMPION_POLICY],
     required_resource_keys={"bentos", "registry", "reports"},
     kinds={"bentoml"},

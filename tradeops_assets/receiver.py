@@ -1,14 +1,17 @@
-"""A real HTTP receiver on loopback that records what is posted to it: the alert webhook's
-stand-in (a chat or pager service cannot be reached from here)."""
+"""A webhook receiver on loopback that records what is posted to it: the alert webhook's
+stand-in in the drift drill and the tests (a chat or pager service cannot be reached from
+here). With ``log``, each post is also appended to a JSON-lines file another process reads."""
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class Receiver:
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, log: Path | None = None) -> None:
         self.posts: list[dict] = []
+        self.log = log
         self.attempts = 0
         self._fail_first = fail_first
         receiver = self
@@ -22,6 +25,9 @@ class Receiver:
                     self.end_headers()
                     return
                 receiver.posts.append(json.loads(body))
+                if receiver.log is not None:
+                    with receiver.log.open("a") as out:
+                        out.write(json.dumps(receiver.posts[-1]) + "\n")
                 self.send_response(200)
                 self.end_headers()
 
