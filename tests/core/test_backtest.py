@@ -1,6 +1,7 @@
 import itertools
 import math
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -199,10 +200,27 @@ def test_portfolio_curves_are_the_equal_weight_book_of_the_ledger(feature_frame,
 
     normaliser = Normaliser.fit(feature_frame.select(FEATURE_COLUMNS).to_numpy())
     span = Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
-    result = backtest.backtest(
-        feature_frame, span, CONFIG, {"challenger": backtest.TradedPolicy(policy, normaliser)}
-    )
+    config = replace(CONFIG, borrow_bps_per_year=250.0)  # every cost nonzero and distinct
+    traded = {"challenger": backtest.TradedPolicy(policy, normaliser)}
+    result = backtest.backtest(feature_frame, span, config, traded, momentum_lookback=5)
     ledger = result.ledger
+    assert ledger["timestamp"].min() >= datetime(2015, 6, 1, tzinfo=UTC)
+    assert ledger["timestamp"].max() <= datetime(2015, 12, 31, tzinfo=UTC)
+    unscaled = backtest.MarketArrays.from_features(feature_frame, Normaliser.identity())
+    book = backtest.book(unscaled, config.window, span)
+    momentum = ledger.filter(pl.col("strategy") == "momentum")["position"].to_numpy()
+    expected = backtest.momentum_positions(feature_frame, book, config, lookback=5)
+    np.testing.assert_array_equal(momentum, expected)
+    per_year = config.bars_per_year
+    for strategy in result.strategies:
+        rows = ledger.filter(pl.col("strategy") == strategy)
+        cost = rows["fees"] + rows["slippage"] + rows["borrow"]
+        for (symbol,), part in rows.with_columns(cost=cost).group_by("symbol"):
+            drag = part["cost"].sum() * per_year / part.height
+            assert result.metric(strategy, "cost_drag", symbol) == pytest.approx(drag, rel=1e-9)
+        mean_cost = rows.with_columns(cost=cost).group_by("timestamp").agg(pl.col("cost").mean())
+        drag = mean_cost["cost"].sum() * per_year / mean_cost.height
+        assert result.metric(strategy, "cost_drag") == pytest.approx(drag, rel=1e-9)
     assert ledger.schema["timestamp"] == pl.Datetime("us", "UTC")
     assert ledger.schema["symbol"] == pl.String
     hold = ledger.filter(pl.col("strategy") == "buy_and_hold")
@@ -222,3 +240,104 @@ def test_portfolio_curves_are_the_equal_weight_book_of_the_ledger(feature_frame,
         np.testing.assert_allclose(mine["drawdown"], 1 - equity / peak, rtol=1e-9, atol=1e-15)
         total = result.metric(strategy, "total_return")
         assert total == pytest.approx(equity[-1] - 1, rel=1e-9, abs=1e-12)
+
+
+def test_ragged_symbols_in_small_chunks_trade_as_the_bar_by_bar_loop(arrays, policy):
+    """Symbols with different numbers of decision bars (one with none), a half-size
+    position limit and blocks smaller than the book: the same P&L as the textbook loop."""
+    full = backtest.book(
+        arrays, CONFIG.window, Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    )
+    cut = np.array([0, 37, 90, full.lengths.max()])[: len(full.first)]
+    ragged = backtest.Book(arrays, full.first, full.first + np.minimum(cut, full.lengths))
+    assert len(set(ragged.lengths.tolist())) == len(ragged.lengths)
+    half = replace(CONFIG, max_position=0.5)
+    oracle = backtest.per_bar_loop(policy, arrays, ragged, half)
+    for chunk in (7, 65_536):
+        positions = backtest.run_on_book(policy, ragged, half, chunk=chunk)
+        assert np.abs(positions).max() <= 0.5
+        ledger = backtest.account(
+            positions, arrays.next_return[ragged.rows()], ragged.symbol_starts(), half
+        )
+        np.testing.assert_allclose(ledger.pnl, oracle, atol=1e-9)
+
+
+def test_the_backtest_refuses_observations_that_see_a_later_bar(arrays, policy, monkeypatch):
+    """The runtime guard: windows built one bar into the future stop the backtest."""
+    from tradeops_assets.core.errors import LeakageError
+
+    honest = np.lib.stride_tricks.sliding_window_view
+
+    def one_bar_ahead(features, shape):
+        return honest(np.roll(features, -1, axis=0), shape)
+
+    monkeypatch.setattr(np.lib.stride_tricks, "sliding_window_view", one_bar_ahead)
+    book = backtest.book(arrays, CONFIG.window, Window(datetime(2015, 6, 1), datetime(2015, 7, 31)))
+    with pytest.raises(LeakageError, match=r"^backtest: the observation for decision row \d+"):
+        backtest.run_on_book(policy, book, CONFIG)
+
+
+def test_metrics_at_the_edges_of_the_data():
+    """No bars: every metric zero, named. One bar: no dispersion, so no ratio. A total
+    loss: -100% a year. A losing year compounds like a winning one."""
+    empty = backtest.metrics(*(np.array([]),) * 5, bars_per_year=252)
+    assert empty == dict.fromkeys(backtest.METRICS, 0.0)
+    one = backtest.metrics(
+        np.array([0.02]), np.ones(1), np.ones(1), np.array([0.02]), np.zeros(1), bars_per_year=252
+    )
+    assert one["volatility"] == one["sharpe"] == 0.0
+    assert one["total_return"] == pytest.approx(0.02)
+    assert one["bars"] == 1.0
+    wiped = backtest.metrics(
+        np.array([0.1, -1.0, 0.0]),
+        np.ones(3),
+        np.zeros(3),
+        np.array([0.1, -1.0, 0.0]),
+        np.zeros(3),
+        bars_per_year=252,
+    )
+    assert wiped["annualised_return"] == -1.0
+    assert wiped["max_drawdown"] == pytest.approx(1.0)
+    losing = np.full(252, -0.001)
+    year = backtest.metrics(losing, np.ones(252), np.zeros(252), losing, np.zeros(252), 252)
+    assert year["annualised_return"] == pytest.approx(0.999**252 - 1, rel=1e-12)
+    assert year["bars"] == 252.0
+
+
+def test_hit_rate_counts_only_bars_that_held_a_position_and_made_money():
+    position = np.array([1.0, 1.0, 0.0, -1.0])
+    gross = np.array([0.01, 0.0, 0.05, -0.02])  # a flat-return bar held is not a hit
+    m = backtest.metrics(np.expm1(gross), position, np.zeros(4), gross * position, np.zeros(4), 252)
+    assert m["hit_rate"] == pytest.approx(2 / 3)
+    flat = backtest.metrics(np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(4), 252)
+    assert flat["hit_rate"] == 0.0  # nothing held: no hits, not NaN
+
+
+def test_momentum_is_the_sign_of_each_symbols_own_past_move(feature_frame, arrays):
+    """Shuffled rows give the same signal; half the position limit halves it."""
+    span = Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    book = backtest.book(arrays, CONFIG.window, span)
+    half = replace(CONFIG, max_position=0.5)
+    straight = backtest.momentum_positions(feature_frame, book, half, lookback=5)
+    shuffled = feature_frame.sample(fraction=1.0, shuffle=True, seed=1)
+    assert np.array_equal(backtest.momentum_positions(shuffled, book, half, lookback=5), straight)
+    rows = feature_frame.sort("symbol", "timestamp").with_columns(
+        past=pl.col("close").shift(5).over("symbol")
+    )
+    expected = np.sign(np.log(rows["close"] / rows["past"]).fill_null(0.0).to_numpy())
+    np.testing.assert_array_equal(straight, expected[book.rows()] * 0.5)
+    assert set(np.unique(straight)) <= {-0.5, 0.0, 0.5}
+    early = backtest.Book(arrays, np.array([0]), np.array([5]))  # no bar 5 bars back yet
+    assert not backtest.momentum_positions(feature_frame, early, half, lookback=5).any()
+
+
+def test_an_unknown_strategy_or_symbol_is_named(feature_frame, policy):
+    from tradeops_assets.core.features import FEATURE_COLUMNS
+
+    normaliser = Normaliser.fit(feature_frame.select(FEATURE_COLUMNS).to_numpy())
+    span = Window(datetime(2015, 6, 1), datetime(2015, 8, 31))
+    result = backtest.backtest(
+        feature_frame, span, CONFIG, {"challenger": backtest.TradedPolicy(policy, normaliser)}
+    )
+    with pytest.raises(ConfigError, match="no backtest of strategy 'nope' on 'SYN0000'"):
+        result.metric("nope", "sharpe", "SYN0000")

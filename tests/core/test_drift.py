@@ -131,3 +131,54 @@ def test_a_policy_reference_is_fitted_on_its_windows(feature_frame, arrays):
     assert reference.expected.decisions > 0
     assert reference.actions.shares.sum() == pytest.approx(1.0)
     assert drift.PolicyReference.from_dict(reference.to_dict()).expected == reference.expected
+
+
+def _searched(values: np.ndarray, reference: drift.DistributionReference) -> np.ndarray:
+    """The definition the fast binning must equal: one binary search per value."""
+    out = np.zeros_like(reference.shares)
+    for i in range(values.shape[1]):
+        column = values[:, i][np.isfinite(values[:, i])]
+        index = np.searchsorted(reference.edges[i], column, side="right") + 1
+        index[column < reference.low[i]] = 0
+        index[column > reference.high[i]] = reference.edges.shape[1] + 2
+        if column.size:
+            out[i] = np.bincount(index, minlength=out.shape[1]) / column.size
+    return out
+
+
+@pytest.mark.parametrize("scale", [1e-9, 0.1, 1.0, 1e5, 1e12])
+def test_fast_binning_equals_a_binary_search_on_every_awkward_value(scale):
+    """Values on edges, on the grid's cell boundaries, beyond the range, repeated, discrete,
+    constant or non-finite land in the bins one binary search per value would give."""
+    rng = np.random.default_rng(5)
+    names = ("normal", "fat", "discrete", "constant", "tiny_range")
+    base = np.column_stack(
+        [
+            rng.standard_normal(4000),
+            rng.standard_t(2, 4000),
+            rng.integers(0, 5, 4000).astype(float),
+            np.full(4000, 3.0),
+            1.0 + rng.standard_normal(4000) * 1e-13,
+        ]
+    )
+    reference = drift.DistributionReference.fit(base * scale, names)
+    edges, low, high = reference.edges, reference.low, reference.high
+    first, last = edges[:, :1], edges[:, -1:]
+    cells = first + (last - first) * np.arange(drift.GRID_CELLS + 1) / drift.GRID_CELLS
+    awkward = np.concatenate(
+        [
+            edges.T,  # exactly on every edge
+            np.nextafter(edges, -np.inf).T,  # one ulp either side
+            np.nextafter(edges, np.inf).T,
+            cells.T,  # on the lookup grid's cell boundaries
+            np.nextafter(cells, np.inf).T,
+            np.vstack([low, high, np.nextafter(high, np.inf), np.nextafter(low, -np.inf)]),
+            np.vstack([high * 10 + 1, low * 10 - 1]),
+            np.full((3, 5), np.nan),
+            np.vstack([np.full(5, np.inf), np.full(5, -np.inf)]),
+            rng.standard_normal((70_000, 5)) * scale * 1.3,  # enough rows for several blocks
+        ]
+    )
+    np.testing.assert_array_equal(reference.shares_of(awkward), _searched(awkward, reference))
+    empty = reference.shares_of(np.full((10, 5), np.nan))
+    assert not empty.any()  # nothing finite: no shares, not NaN

@@ -192,7 +192,14 @@ def test_a_gate_decision_survives_its_json_and_reads_as_a_table():
     assert data["reason"] == verdict.reason
     assert promotion.GateDecision.from_dict(data) == decision
     table = verdict.markdown().splitlines()
-    assert table[0] == "| criterion | value | threshold | verdict | why |"
+    assert table[:2] == [
+        "| criterion | value | threshold | verdict | why |",
+        "|---|---|---|---|---|",
+    ]
+    promoted = promotion.GateDecision(
+        judge(GOOD, GateCriteria()), "cd" * 32, "2", "1", GateCriteria()
+    )
+    assert promotion.GateDecision.from_dict(promoted.to_dict()).verdict.passed is True
     row = next(r for r in table if r.startswith("| held_out_sharpe_vs_buy_and_hold "))
     assert row.startswith("| held_out_sharpe_vs_buy_and_hold | 0.4000 | 0.9000 | FAIL | ")
     assert next(c.name for c in decision.verdict.failed) == "held_out_sharpe_vs_buy_and_hold"

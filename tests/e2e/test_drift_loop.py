@@ -39,7 +39,9 @@ def test_the_daemon_retrains_on_drift_only_and_names_the_sensor_in_the_audit(tmp
         assert drill.served_version() == "2"
         kinds = drill.receiver.kinds()
         alerts = drill.receiver.posts
-        on_disk = [json.loads(line) for line in (drill.home / "alerts.jsonl").read_text().split()]
+        on_disk = [
+            json.loads(line) for line in (drill.home / "alerts.jsonl").read_text().splitlines()
+        ]
     finally:
         drill.stop()
     assert not any(alive(pid) for pid in started.values())  # stopped by PID
