@@ -159,6 +159,7 @@ class DriftDrill:
     def prepare(self) -> None:
         """A fresh home whose market source is a folder of the demo market's monthly files."""
         if self.home.exists():
+            stop_deployment(self.deployment.serving_root)  # an earlier drill's endpoint
             shutil.rmtree(self.home)
         bars = parse_source(DEFAULT_SOURCE).bars()
         files = write_months(bars, self.vendor)

@@ -253,3 +253,73 @@ def test_a_malformed_bar_is_located_and_named(bundle, synthetic_bars, change, fi
     with pytest.raises(RequestError) as err:
         decide(bundle, [request], path="requests")
     assert (err.value.field, err.value.reason) == (f"requests[0].{field}", reason)
+
+
+def _request(synthetic_bars) -> dict:
+    return request_for(synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(80), 0.25)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda r: ["not", "an", "object"], "body", "a request must be an object, got list"),
+        (lambda r: {k: v for k, v in r.items() if k != "symbol"}, "symbol", "is missing"),
+        (lambda r: {k: v for k, v in r.items() if k != "bars"}, "bars", "is missing"),
+        (lambda r: {k: v for k, v in r.items() if k != "position"}, "position", "is missing"),
+        (lambda r: r | {"symbol": ""}, "symbol", "must be a non-empty string"),
+        (lambda r: r | {"symbol": 7}, "symbol", "must be a non-empty string"),
+        (lambda r: r | {"position": "0.5"}, "position", "must be a number, got str"),
+        (lambda r: r | {"position": 1.5}, "position", "must be within [-1, 1], got 1.5"),
+        (
+            lambda r: r | {"position": -1.0000001},
+            "position",
+            "must be within [-1, 1], got -1.0000001",
+        ),
+        (lambda r: r | {"bars": {"0": 1}}, "bars", "must be a list of bars, got dict"),
+        (
+            lambda r: r | {"bars": r["bars"][:3]},
+            "bars",
+            f"needs at least {required_bars(16)} bars ({features.WARMUP_BARS} warm-up + "
+            "window 16), got 3",
+        ),
+        (lambda r: _bar(r, 2, open=0.0), "bars[2].open", "must be > 0, got 0.0"),
+        (lambda r: _bar(r, 5, close=-1.0), "bars[5].close", "must be > 0, got -1.0"),
+        (lambda r: _bar(r, 9, volume=-3.0), "bars[9].volume", "must be >= 0, got -3.0"),
+        (
+            lambda r: _bar(r, 4, timestamp="2015-02-30T00:00:00"),
+            "bars[4].timestamp",
+            "'2015-02-30T00:00:00' is not an ISO 8601 timestamp",
+        ),
+    ],
+)
+def test_every_request_refusal_names_its_field_and_reason_exactly(
+    bundle, synthetic_bars, change, field, reason
+):
+    request = change(copy.deepcopy(_request(synthetic_bars)))
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert (err.value.field, err.value.reason) == (field, reason)
+
+
+def _bar(request: dict, i: int, **values) -> dict:
+    request["bars"][i].update(values)
+    return request
+
+
+def test_timestamps_with_any_utc_offset_are_the_same_instant(bundle, synthetic_bars):
+    """Offsets other than UTC take the exact (datetime) path; a mix of them too."""
+    from datetime import timedelta, timezone
+
+    base = _request(synthetic_bars)
+    expected = decide_one(bundle, base).bar_timestamps_us[0]
+    zones = [timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
+    for mixed in (False, True):
+        shifted = copy.deepcopy(base)
+        for i, bar in enumerate(shifted["bars"]):
+            zone = zones[i % 2] if mixed else zones[0]
+            bar["timestamp"] = datetime.fromisoformat(bar["timestamp"]).astimezone(zone).isoformat()
+        assert decide_one(bundle, shifted).bar_timestamps_us[0] == expected
+    naive = copy.deepcopy(base)
+    for bar in naive["bars"]:
+        bar["timestamp"] = datetime.fromisoformat(bar["timestamp"]).strftime("%Y-%m-%d %H:%M:%S")
+    assert decide_one(bundle, naive).bar_timestamps_us[0] == expected  # naive is UTC
