@@ -27,15 +27,18 @@ IN_FLIGHT = [
 
 
 def latest_breach(instance: dg.DagsterInstance) -> tuple[str, int, dict] | None:
-    """The newest failed error-level evaluation of a breach check: (check, record id, figures)."""
+    """The newest failed error-level evaluation of a breach check: (check, record id, figures).
+
+    A check still running has a planned record and no verdict yet; the newest one
+    that finished is what counts.
+    """
     newest = None
     for asset, check in BREACH_CHECKS:
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
-        (record, *_) = instance.event_log_storage.get_asset_check_execution_history(key, 1) or [
-            None
-        ]
-        evaluation = _evaluation(record)
-        if evaluation is None or evaluation.passed:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, 5)
+        finished = ((r, _evaluation(r)) for r in history)
+        record, evaluation = next(((r, e) for r, e in finished if e is not None), (None, None))
+        if record is None or evaluation is None or evaluation.passed:
             continue
         if evaluation.severity != dg.AssetCheckSeverity.ERROR:
             continue
@@ -45,10 +48,11 @@ def latest_breach(instance: dg.DagsterInstance) -> tuple[str, int, dict] | None:
     return newest
 
 
-def _evaluation(record):
+def _evaluation(record) -> dg.AssetCheckEvaluation | None:
     if record is None or record.event is None or record.event.dagster_event is None:
         return None
-    return record.event.dagster_event.event_specific_data
+    data = record.event.dagster_event.event_specific_data
+    return data if isinstance(data, dg.AssetCheckEvaluation) else None
 
 
 @dg.sensor(

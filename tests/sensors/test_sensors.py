@@ -122,3 +122,29 @@ def test_one_error_level_breach_asks_for_one_retrain_and_alerts():
         evaluate(instance, False, dg.AssetCheckSeverity.ERROR, 0.5, data="md5c")
         later, _ = tick(drift_sensor, instance, json.dumps(state), notifier=notifier)
         assert later.run_key == "retrain:feature_psi:v1:md5c"
+
+
+def test_a_check_still_running_neither_hides_the_last_verdict_nor_breaks_the_tick():
+    """A new feature_drift run plans its check before judging it: the tick reads the last
+    finished verdict, instead of failing on the one not given yet."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationPlanned,
+    )
+
+    with dg.DagsterInstance.ephemeral() as instance, Receiver() as receiver:
+        evaluate(instance, False, dg.AssetCheckSeverity.ERROR, 0.4)
+        planned = dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+            job_name="monitoring_job",
+            message="feature_drift's check is planned",
+            event_specific_data=AssetCheckEvaluationPlanned(
+                asset_key=dg.AssetKey(FEATURE_DRIFT), check_name=FEATURE_DRIFT_CHECK
+            ),
+        )
+        instance.report_dagster_event(planned, run_id="a" * 32)
+        key = dg.AssetCheckKey(dg.AssetKey(FEATURE_DRIFT), FEATURE_DRIFT_CHECK)
+        (latest, *_) = instance.event_log_storage.get_asset_check_execution_history(key, 5)
+        assert latest.run_id == "a" * 32  # the planned one is the newest record
+        request, _ = tick(drift_sensor, instance, None, notifier=Notifier(webhook_url=receiver.url))
+        assert isinstance(request, dg.RunRequest)
+        assert request.run_key == "retrain:feature_psi:v1:md5a"
