@@ -253,3 +253,32 @@ def test_the_launchpad_lists_the_algorithms_and_the_recipe_defaults(defs):
     assert algorithm.kind.name == "ENUM"
     assert [v.config_value for v in algorithm.enum_values] == [a.value for a in Algorithm]
     assert training["timesteps"].default_value == TrainConfig().timesteps
+
+
+def test_what_the_daemon_automates_is_on_from_the_start_and_covers_the_eager_assets(defs):
+    """Dagster would create its default automation sensor stopped; the loop needs it on."""
+    graph = defs.resolve_asset_graph()
+    eager = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).automation_condition is not None
+    }
+    assert eager == {"market_features", "feature_drift", "live_performance"}
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {
+        "market_data_sensor",
+        "automation_sensor",
+        "drift_sensor",
+        "run_failure_sensor",
+    }
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    covered = sensors["automation_sensor"].asset_selection.resolve(graph)
+    assert {k.to_user_string() for k in covered} == eager
+    retried = {
+        key.to_user_string()
+        for assets in defs.assets or []
+        if isinstance(assets, dg.AssetsDefinition) and assets.op.retry_policy is not None
+        for key in assets.keys
+    }
+    assert {"champion_policy", "policy_bento", "feature_drift"} <= retried
+    assert "policy_deployment" not in retried  # each attempt is audited; no silent retry

@@ -178,6 +178,7 @@ def test_browser_shows_the_automations_and_the_feature_drift_plot(demo_pipeline)
         (latest,) = graphql(base, query)["assetOrError"]["assetMaterializations"]
     for name in (
         "market_data_sensor",
+        "automation_sensor",
         "drift_sensor",
         "run_failure_sensor",
         "nightly_monitoring_schedule",
