@@ -14,15 +14,16 @@ import numpy as np
 
 from tradeops_assets.core import drift
 
-SHIFTED = range(0, 5)  # mean moved by 0.5 sd
+SHIFTED = range(0, 5)  # mean moved by 0.5 sd (a discrete count by 1)
 WIDENED = range(5, 10)  # standard deviation x 1.5
 PSI_FLAG = drift.PSI_WARN
 
 
 def sample(rows: int, columns: int, seed: int, shifted: bool) -> np.ndarray:
-    """Features of several shapes: normal, fat-tailed, skewed and discrete columns."""
+    """Features of several shapes: normal, fat-tailed, skewed and discrete columns, column
+    by column in memory, as polars hands a feature frame to numpy."""
     rng = np.random.default_rng(seed)
-    out = np.empty((rows, columns))
+    out = np.empty((rows, columns), order="F")
     for j in range(columns):
         kind = j % 4
         if kind == 0:
@@ -33,8 +34,8 @@ def sample(rows: int, columns: int, seed: int, shifted: bool) -> np.ndarray:
             out[:, j] = rng.lognormal(0.0, 0.5, rows)
         else:
             out[:, j] = rng.poisson(3.0, rows)
-        if shifted and j in SHIFTED:
-            out[:, j] += 0.5 * out[:, j].std()
+        if shifted and j in SHIFTED:  # half a standard deviation; counts move by a whole one
+            out[:, j] += 1.0 if kind == 3 else 0.5 * out[:, j].std()
         if shifted and j in WIDENED:
             out[:, j] = out[:, j].mean() + 1.5 * (out[:, j] - out[:, j].mean())
     return out

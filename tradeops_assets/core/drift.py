@@ -38,7 +38,7 @@ from tradeops_assets.core.schemas import SYMBOL, TIMESTAMP
 
 FINE_BINS = 100
 COARSE_BINS = 10
-BLOCK_ROWS = 32_768
+BLOCK_ROWS = 16_384
 GRID_CELLS = 4096
 EPSILON = 1e-4  # a share floor so an empty bin scores a large, finite PSI
 PSI_WARN, PSI_ERROR = 0.1, 0.25
@@ -120,33 +120,37 @@ class _Binner:
     """Finds a value's bin among sorted ``bounds`` without a binary search for most values.
 
     A uniform grid of ``GRID_CELLS`` cells spans the first to the last interior edge; a
-    cell that lies inside one bin answers with a table lookup, and only values in a cell
-    an edge crosses, or beyond the interior edges (a few percent), are searched. Each
-    cell's answer is computed with a slack wider than the rounding of the cell index,
-    so the result is exactly ``searchsorted(bounds, v, "right")``.
+    cell that lies inside one bin answers with a table lookup. Values in a cell an edge
+    crosses, or beyond the interior edges (the table's two outer cells), are searched:
+    a few percent of a continuous feature, more of a discrete one whose values sit on
+    the edges. Each cell's answer is computed with a slack wider than the rounding of
+    the cell index, so the result is exactly ``searchsorted(bounds, v, "right")``.
     """
+
+    SEARCH = -1
 
     def __init__(self, bounds: np.ndarray) -> None:
         self.bounds = bounds
-        self.first, self.last = float(bounds[1]), float(bounds[-2])
-        width = (self.last - self.first) / GRID_CELLS
+        first, last = float(bounds[1]), float(bounds[-2])
+        width = (last - first) / GRID_CELLS
         self.usable = bool(np.isfinite(width) and width > 0)
         if self.usable:
-            self.scale = 1.0 / width
-            lefts = self.first + np.arange(GRID_CELLS) * width
-            slack = 1e-9 * width + 16 * np.spacing(max(abs(self.first), abs(self.last)))
-            self.low = np.searchsorted(bounds, lefts - slack, side="right").astype(np.int16)
+            self.scale, self.origin = 1.0 / width, first - width  # cell 0: below the grid
+            lefts = first + np.arange(GRID_CELLS) * width
+            slack = 1e-9 * width + 16 * np.spacing(max(abs(first), abs(last)))
+            low = np.searchsorted(bounds, lefts - slack, side="right")
             high = np.searchsorted(bounds, lefts + width + slack, side="right")
-            self.exact = self.low == high
+            inner = np.where(low == high, low, self.SEARCH)
+            self.table = np.concatenate([[self.SEARCH], inner, [self.SEARCH]]).astype(np.int16)
 
     def __call__(self, column: np.ndarray) -> np.ndarray:
         if not self.usable:
             return np.searchsorted(self.bounds, column, side="right")
-        cell = (column - self.first) * self.scale
-        np.clip(cell, 0, GRID_CELLS - 1, out=cell)
-        cells = cell.astype(np.intp)
-        index = self.low[cells].astype(np.intp)
-        searched = ~self.exact[cells] | (column < self.first) | (column >= self.last)
+        cell = np.subtract(column, self.origin)
+        cell *= self.scale
+        np.clip(cell, 0, GRID_CELLS + 1, out=cell)
+        index = self.table[cell.astype(np.int32)]
+        searched = index == self.SEARCH
         index[searched] = np.searchsorted(self.bounds, column[searched], side="right")
         return index
 
@@ -156,10 +160,9 @@ def bin_shares(
 ) -> np.ndarray:
     """Share of each column's rows per bin: below ``low``, between the edges, above ``high``.
 
-    Non-finite values are not counted. Rows go in blocks that stay in cache, each block
-    transposed once so every column is read contiguously, and the blocks are shared
-    among threads (numpy's loops run without the GIL): a row-major 1M x 50 sample is
-    binned in one pass over memory instead of fifty strided ones.
+    Non-finite values are not counted. Rows go in blocks that stay in cache and are
+    shared among threads (numpy's loops run without the GIL); a row-major sample is
+    transposed a block at a time, so each column is read contiguously either way.
     """
     values = np.asarray(values, dtype=np.float64)
     columns, inner = edges.shape[0], edges.shape[1] + 1
@@ -171,11 +174,16 @@ def bin_shares(
     empty = np.zeros((columns, inner + 2), dtype=np.int64)
 
     def count(start: int) -> np.ndarray:
-        block = np.ascontiguousarray(values[start : start + BLOCK_ROWS].T)
+        rows = values[start : start + BLOCK_ROWS]
+        # Column-major input (polars hands features over so) is read in place; row-major
+        # is transposed one cache-sized block at a time.
+        block = rows.T if values.flags.f_contiguous else np.ascontiguousarray(rows.T)
         out = empty.copy()
-        finite = np.isfinite(block)
+        sums = block.sum(axis=1)  # NaN and inf survive a sum: finite sum, finite column
         for i in range(columns):
-            column = block[i] if finite[i].all() else block[i][finite[i]]
+            column = block[i]
+            if not np.isfinite(sums[i]):
+                column = column[np.isfinite(column)]
             out[i] = np.bincount(binners[i](column), minlength=inner + 2)
         return out
 
