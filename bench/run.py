@@ -283,6 +283,17 @@ def bench_backtest(symbols: int, bars: int) -> dict:
     }
 
 
+LOWER_IS_BETTER = ("s", "ms")
+
+
+def _advantage(result: dict) -> float:
+    """How many times better than the peer: above 1 is ours ahead, whichever way is better."""
+    ours, peer = result["value"], result.get("peer_value")
+    if not peer or not ours:
+        return float("nan")
+    return peer / ours if result["unit"].split()[0] in LOWER_IS_BETTER else ours / peer
+
+
 def render(results: dict, info: dict, when: str, command: str) -> str:
     """The report; a metric an earlier run measured says when and by which command."""
     fresh = sorted(n for n, r in results.items() if r.get("measured") == when)
@@ -298,11 +309,11 @@ def render(results: dict, info: dict, when: str, command: str) -> str:
         f"- refreshed by this run: {', '.join(f'`{n}`' for n in fresh) or 'none'}",
         *[f"- {k}: {v}" for k, v in info.items()],
         "",
-        "| metric | tradeops | peer | peer value | ratio | goal | measured | detail |",
+        "| metric | tradeops | peer | peer value | ours vs peer | goal | measured | detail |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in sorted(results.items()):
-        ratio = r["value"] / r["peer_value"] if r.get("peer_value") else float("nan")
+        ratio = _advantage(r)
         measured = f"{r.get('measured', 'unknown')} by `{r.get('command', 'unknown')}`"
         lines.append(
             f"| `{name}` | {r['value']:,} {r['unit']} | {r['peer']} | {r['peer_value']:,} | "

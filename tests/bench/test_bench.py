@@ -77,3 +77,10 @@ def test_the_drift_race_data_has_drift_where_planted_and_nowhere_else():
     planted = set(SHIFTED) | set(WIDENED)
     assert {j for j in range(12) if moved.psi[j] >= drift.PSI_WARN} == planted
     assert still.worst_psi < drift.PSI_WARN
+
+
+def test_the_comparison_says_how_many_times_better_whichever_way_is_better():
+    assert run._advantage({"value": 0.5, "unit": "s", "peer_value": 290.0}) == 580.0
+    behind = run._advantage({"value": 489.2, "unit": "ms at 64 connections", "peer_value": 405.3})
+    assert behind < 1  # a slower p99 than the peer's reads as behind, not ahead
+    assert run._advantage({"value": 30.0, "unit": "rows/s", "peer_value": 10.0}) == 3.0
