@@ -3,10 +3,11 @@
 Both run in UTC, after the day's bars have arrived. The retrain schedule is off by
 default: drift_sensor retrains when the market moves, and on unchanged data a retrain
 gives the same weights, which the gate rightly refuses to call better. Its budget:
-``make bench`` measures the default PPO recipe at about 21,600 steps a second on two
-cores, so the 6-hour nightly window buys about 467M steps; the default retrain (65,536
-steps, plus three walk-forward folds of the same) uses about 262,000 of them, 12 s of
-training, and even a hundredfold recipe fits with time to spare.
+``make bench`` measures the default PPO recipe at about 13,400 steps a second on two
+cores, so the 6-hour nightly window buys about 288M steps; the default retrain
+(65,536 steps, plus three walk-forward folds of the same) uses about 262,000 of
+them. The drift drill's whole retrain, backtests and packaging included, took
+about 240 s: the window holds about 90 of them (docs/monitoring.md).
 """
 
 import dagster as dg

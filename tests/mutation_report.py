@@ -57,12 +57,19 @@ def section(statuses: dict[str, str], seconds: float) -> str:
     detected = sum(counts[s] for s in DETECTED)
     judged = len(statuses) - counts["not checked"]
     score = detected / judged if judged else 0.0
+    pending = counts["not checked"]
+    scope = (
+        f"**Partial run: {judged} of {len(statuses)} mutants evaluated, {pending} not yet "
+        "run** (a rerun of `python -m tests.mutation_report` resumes where this stopped). "
+        if pending
+        else ""
+    )
     lines = [
         START,
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `make mutate`, "
         f"{seconds / 60:.0f} min on this machine's 2 cores.",
         "",
-        f"**Score: {score:.1%}** of {judged} mutants detected "
+        f"{scope}**Score: {score:.1%}** of {judged} mutants detected "
         f"({counts['killed']} killed, {counts['timeout']} timed out, "
         f"{counts['survived']} survived, {counts['no tests']} reached by no test).",
         "",
