@@ -21,6 +21,57 @@ DETECTED = {"killed", "timeout"}
 STATUS = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+)$")
 
 
+# Survivors that no test can or should kill, each with why. Matched against the
+# mutant's diff ("- old / + new"); everything else a survivor is listed as unexplained.
+EXPLAINED = (
+    (
+        r"strict=True.*\+ .*zip\(self\.first, self\.last, (strict=(None|False)|)\)",
+        "equivalent: first and last are one Book's arrays, equal in length by construction",
+    ),
+    (
+        r"maintain_order=True.*\+ .*group_by\([^)]*(maintain_order=False|, )\)",
+        "equivalent: the groups are sorted or keyed by name afterwards; order is not observable",
+    ),
+    (
+        r'replace_time_zone\("utc"\)',
+        "equivalent: polars reads 'utc' as UTC",
+    ),
+    (r"reshape\(-2", "equivalent: numpy reads any negative size as 'infer'"),
+    (r'with_suffix\("\.TMP"\)', "equivalent: the name of a temporary file"),
+    (
+        r"np\.(empty|asarray)\(.*(np\.float32|dtype=object|dtype=np\.float64)\).*\+ .*(None|, \))",
+        "equivalent within tolerance: a float64 (or default-typed) buffer holds the same "
+        "values; decisions agree with the float32 ones far inside every test's tolerance",
+    ),
+    (
+        r"chunk: int = 65_536.*\+ .*65537",
+        "equivalent: the block size changes memory use, not results (a test runs 7-row blocks)",
+    ),
+    (
+        r'record\.get\("hash", ""\).*\+ .*"XXXX"',
+        "equivalent: only the wording of a report on a record already reported as edited",
+    ),
+    (
+        r"np\.linspace\(0, len\(block\) - 1, min\(len\(block\), 16\)\)",
+        "guard sampling: a leaking view shifts every row, so any sample of rows catches it "
+        "(the leak test does); which 16 rows are probed is not observable",
+    ),
+    (
+        r'return RequestError\("bars", "malformed"\)',
+        "unreachable: called only once a bar is known to be malformed, and it names that bar",
+    ),
+    (
+        r'argsort\(-lengths, kind="stable"\).*\+ .*argsort\(-lengths, (kind=None|kind="STABLE"|)\)',
+        "equivalent: symbols of equal length trade independently, so their order among "
+        "themselves is not observable",
+    ),
+)
+
+
+def explanation(diff: str) -> str | None:
+    return next((why for pattern, why in EXPLAINED if re.search(pattern, diff)), None)
+
+
 def module_of(mutant: str) -> str:
     return mutant.split(".x")[0]
 
@@ -83,10 +134,23 @@ def section(statuses: dict[str, str], seconds: float) -> str:
             f"| `{module}` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} "
             f"| {c['no tests']} | {found / total if total else 0:.0%} |"
         )
-    lines += ["", "Surviving mutants (`mutmut show NAME` prints each in full):", ""]
-    for name, status in sorted(statuses.items()):
-        if status in ("survived", "no tests"):
-            lines.append(f"- `{name}` ({status}): `{diff_of(name)}`")
+    survivors = {
+        name: diff_of(name)
+        for name, status in sorted(statuses.items())
+        if status in ("survived", "no tests")
+    }
+    explained = {name: explanation(diff) for name, diff in survivors.items()}
+    unexplained = [name for name, why in explained.items() if why is None]
+    lines += [
+        "",
+        f"Of {len(survivors)} survivors, {len(survivors) - len(unexplained)} are explained "
+        f"below (equivalent or unobservable) and {len(unexplained)} are not yet killed or "
+        "explained. `mutmut show NAME` prints each in full.",
+        "",
+    ]
+    for name, diff in survivors.items():
+        why = explained[name]
+        lines.append(f"- `{name}` ({statuses[name]}): `{diff}`" + (f" -- {why}" if why else ""))
     lines.append(END)
     return "\n".join(lines)
 

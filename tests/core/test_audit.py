@@ -135,3 +135,15 @@ def test_records_without_a_head_are_refused_and_history_filters_by_action(log):
     assert log.history("deploy") == []
     log.head_path.unlink()
     assert log.verify().problems == (f"{log.head_path} is missing",)
+
+
+def test_a_record_stripped_of_its_hash_is_reported_not_a_crash(log):
+    """Without its hash the last record cannot be chained to the head: both are said."""
+    lines = log.path.read_text().splitlines()
+    record = json.loads(lines[-1])
+    del record["hash"]
+    rewrite(log, [*lines[:-1], json.dumps(record, sort_keys=True)])
+    check = log.verify()
+    assert not check.ok
+    assert any("audit.jsonl:3: contents edited" in p for p in check.problems)
+    assert any("the log has 3 ending " in p for p in check.problems)

@@ -179,7 +179,8 @@ def bin_shares(
         # is transposed one cache-sized block at a time.
         block = rows.T if values.flags.f_contiguous else np.ascontiguousarray(rows.T)
         out = empty.copy()
-        sums = block.sum(axis=1)  # NaN and inf survive a sum: finite sum, finite column
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = block.sum(axis=1)  # NaN and inf survive a sum: finite sum, finite column
         for i in range(columns):
             column = block[i]
             if not np.isfinite(sums[i]):
