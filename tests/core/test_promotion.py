@@ -207,3 +207,47 @@ def test_a_gate_decision_survives_its_json_and_reads_as_a_table():
     del alone["held_out"]["champion"]
     first = judge(alone, GateCriteria())
     assert "| held_out_sharpe_vs_champion | n/a | n/a | pass |" in first.markdown()
+
+
+def test_every_criterion_states_its_figure_its_threshold_and_why_in_words():
+    """What the auditor reads: each criterion's value, threshold and sentence, exactly."""
+    report = copy.deepcopy(GOOD)
+    report["folds"] = [fold(2.0), fold(0.5), fold(0.2, drawdown=0.07)]  # a tie is not a win
+    verdict = judge(report, GateCriteria(baseline_margin=0.0, champion_margin=0.1))
+    got = {c.name: (c.value, c.threshold, c.passed, c.why) for c in verdict.criteria}
+    assert got["held_out_sharpe_vs_buy_and_hold"] == (
+        2.0,
+        0.9,
+        True,
+        "held-out Sharpe 2.000 > buy_and_hold 0.900 + margin 0.000",
+    )
+    assert got["held_out_sharpe_vs_champion"] == (
+        2.0,
+        pytest.approx(1.6),
+        True,
+        "held-out Sharpe 2.000 > champion v1 1.500 + margin 0.100",
+    )
+    assert got["walk_forward_win_rate"] == (
+        pytest.approx(1 / 3),
+        0.5,
+        False,
+        "beat the best baseline in 1 of 3 (fold, seed) pairs (needs 50%)",
+    )
+    assert got["max_drawdown"] == (
+        0.07,
+        0.25,
+        True,
+        "worst drawdown 7.00% (held-out and folds) vs limit 25.00%",
+    )
+    assert got["turnover"][:3] == (50.0, 260.0, True)
+    assert got["turnover"][3] == "held-out turnover 50.0x a year vs limit 260.0x"
+    weak = judge(with_held_out(challenger=0.5), GateCriteria())
+    lost = next(c for c in weak.criteria if c.name == "held_out_sharpe_vs_champion")
+    assert lost.why == "held-out Sharpe 0.500 does not beat champion v1 1.500 + margin 0.000"
+    no_folds = judge(copy.deepcopy(GOOD) | {"folds": []}, GateCriteria())
+    rate = next(c for c in no_folds.criteria if c.name == "walk_forward_win_rate")
+    assert (rate.value, rate.passed) == (0.0, False)  # no evidence is not a pass
+    first = copy.deepcopy(GOOD) | {"champion_version": None}
+    del first["held_out"]["champion"]
+    (alone,) = [c for c in judge(first, GateCriteria()).criteria if "champion" in c.name]
+    assert alone.why == "no champion yet: the first policy is judged against the baselines only"

@@ -323,3 +323,34 @@ def test_timestamps_with_any_utc_offset_are_the_same_instant(bundle, synthetic_b
     for bar in naive["bars"]:
         bar["timestamp"] = datetime.fromisoformat(bar["timestamp"]).strftime("%Y-%m-%d %H:%M:%S")
     assert decide_one(bundle, naive).bar_timestamps_us[0] == expected  # naive is UTC
+
+
+def test_every_limit_of_a_valid_request_is_accepted_exactly_at_the_limit(bundle, synthetic_bars):
+    """Flat bars (low = open = close = high), zero volume, prices under 1, a position of
+    exactly +-1 and exactly the most bars a request may carry are all valid."""
+    bars = synthetic_bars.filter(pl.col("symbol") == "SYN0000").head(90)
+    request = request_for(bars, -1.0)
+    for bar in request["bars"]:
+        for key in ("open", "high", "low", "close"):
+            bar[key] = bar[key] / 1000  # every price well under 1
+    flat = request["bars"][10]
+    flat.update(open=flat["close"], high=flat["close"], low=flat["close"], volume=0)
+    opened_low = request["bars"][11]
+    opened_low.update(open=opened_low["low"], close=opened_low["high"])
+    decided = decide_one(bundle, request, Limits(max_bars=90))
+    assert decided.symbols == ["SYN0000"]
+    assert decided.positions[0] == -1.0
+    decide_one(bundle, request | {"position": 1.0}, Limits(max_bars=90))
+    with pytest.raises(RequestError, match="at most 89 bars per request, got 90"):
+        decide_one(bundle, request, Limits(max_bars=89))
+
+
+def test_timestamps_of_two_kinds_are_refused_by_name(bundle, synthetic_bars):
+    request = _request(synthetic_bars)
+    request["bars"][3]["timestamp"] = 1_420_000_000
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert err.value.field == "bars[3].timestamp"
+    assert err.value.reason.startswith(
+        "must be an ISO 8601 string or epoch seconds, the same kind for every bar; "
+    )
