@@ -286,6 +286,23 @@ def _request(synthetic_bars) -> dict:
         (lambda r: _bar(r, 5, close=-1.0), "bars[5].close", "must be > 0, got -1.0"),
         (lambda r: _bar(r, 9, volume=-3.0), "bars[9].volume", "must be >= 0, got -3.0"),
         (
+            lambda r: _bar(_bar(_cents(r), 2, volume=0), 9, volume=-3.0),
+            "bars[9].volume",
+            "must be >= 0, got -3.0",
+        ),
+        (lambda r: _bar(_cents(r), 5, close=-1.0), "bars[5].close", "must be > 0, got -1.0"),
+        (lambda r: r | {"position": float("inf")}, "position", "must be finite, got inf"),
+        (
+            lambda r: _bar(r, 6, timestamp=r["bars"][5]["timestamp"]),
+            "bars[6].timestamp",
+            "duplicates bars[5].timestamp: bars must be oldest first, one per timestamp",
+        ),
+        (
+            lambda r: _bar(r, 6, timestamp=r["bars"][4]["timestamp"]),
+            "bars[6].timestamp",
+            "is earlier than bars[5].timestamp: bars must be oldest first, one per timestamp",
+        ),
+        (
             lambda r: _bar(r, 4, timestamp="2015-02-30T00:00:00"),
             "bars[4].timestamp",
             "'2015-02-30T00:00:00' is not an ISO 8601 timestamp",
@@ -299,6 +316,14 @@ def test_every_request_refusal_names_its_field_and_reason_exactly(
     with pytest.raises(RequestError) as err:
         decide_one(bundle, request)
     assert (err.value.field, err.value.reason) == (field, reason)
+
+
+def _cents(request: dict) -> dict:
+    """Every price and volume under 1: a bound no test of a price or volume may assume."""
+    for bar in request["bars"]:
+        for key in ("open", "high", "low", "close", "volume"):
+            bar[key] = bar[key] / 1e9
+    return request
 
 
 def _bar(request: dict, i: int, **values) -> dict:
@@ -341,8 +366,14 @@ def test_every_limit_of_a_valid_request_is_accepted_exactly_at_the_limit(bundle,
     assert decided.symbols == ["SYN0000"]
     assert decided.positions[0] == -1.0
     decide_one(bundle, request | {"position": 1.0}, Limits(max_bars=90))
-    with pytest.raises(RequestError, match="at most 89 bars per request, got 90"):
+    with pytest.raises(RequestError) as err:
         decide_one(bundle, request, Limits(max_bars=89))
+    assert (err.value.field, err.value.reason) == ("bars", "at most 89 bars per request, got 90")
+    micro = copy.deepcopy(request)
+    start = datetime.fromisoformat(micro["bars"][0]["timestamp"]).timestamp()
+    for i, bar in enumerate(micro["bars"]):
+        bar["timestamp"] = start + i * 1e-6  # one microsecond apart: distinct, in order
+    decide_one(bundle, micro, Limits(max_bars=90))
 
 
 def test_timestamps_of_two_kinds_are_refused_by_name(bundle, synthetic_bars):
