@@ -6,8 +6,9 @@ gives the same weights, which the gate rightly refuses to call better. Its budge
 ``make bench`` measures the default PPO recipe at about 13,400 steps a second on two
 cores, so the 6-hour nightly window buys about 288M steps; the default retrain
 (65,536 steps, plus three walk-forward folds of the same) uses about 262,000 of
-them. The drift drill's whole retrain, backtests and packaging included, took
-about 240 s: the window holds about 90 of them (docs/monitoring.md).
+them. The drift drill's retrain, from the request to the gate's verdict, took 27 s on
+an idle machine and 240 s on a loaded one: the window holds hundreds
+(docs/monitoring.md).
 """
 
 import dagster as dg
