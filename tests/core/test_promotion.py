@@ -244,6 +244,8 @@ def test_every_criterion_states_its_figure_its_threshold_and_why_in_words():
     weak = judge(with_held_out(challenger=0.5), GateCriteria())
     lost = next(c for c in weak.criteria if c.name == "held_out_sharpe_vs_champion")
     assert lost.why == "held-out Sharpe 0.500 does not beat champion v1 1.500 + margin 0.000"
+    behind = next(c for c in weak.criteria if c.name == "held_out_sharpe_vs_buy_and_hold")
+    assert behind.why == "held-out Sharpe 0.500 does not beat buy_and_hold 0.900 + margin 0.000"
     no_folds = judge(copy.deepcopy(GOOD) | {"folds": []}, GateCriteria())
     rate = next(c for c in no_folds.criteria if c.name == "walk_forward_win_rate")
     assert (rate.value, rate.passed) == (0.0, False)  # no evidence is not a pass
