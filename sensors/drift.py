@@ -36,9 +36,9 @@ def latest_breach(instance: dg.DagsterInstance) -> tuple[str, int, dict] | None:
     for asset, check in BREACH_CHECKS:
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
         history = instance.event_log_storage.get_asset_check_execution_history(key, 5)
-        finished = ((r, _evaluation(r)) for r in history)
+        finished = ((r, finished_evaluation(r)) for r in history)
         record, evaluation = next(((r, e) for r, e in finished if e is not None), (None, None))
-        if record is None or evaluation is None or evaluation.passed:
+        if evaluation is None or evaluation.passed:
             continue
         if evaluation.severity != dg.AssetCheckSeverity.ERROR:
             continue
@@ -48,7 +48,8 @@ def latest_breach(instance: dg.DagsterInstance) -> tuple[str, int, dict] | None:
     return newest
 
 
-def _evaluation(record) -> dg.AssetCheckEvaluation | None:
+def finished_evaluation(record) -> dg.AssetCheckEvaluation | None:
+    """A check execution record's verdict, or None while it is only planned."""
     if record is None or record.event is None or record.event.dagster_event is None:
         return None
     data = record.event.dagster_event.event_specific_data

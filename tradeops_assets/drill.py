@@ -30,6 +30,7 @@ import polars as pl
 from resources.deployment import LOCAL, Deployment
 from resources.serving import alive, free_port, stop_deployment, stop_group
 from sensors.drift import SENSOR as DRIFT_SENSOR
+from sensors.drift import finished_evaluation
 from tradeops_assets.cli import Refused
 from tradeops_assets.core.sources import DEFAULT_SOURCE, parse_source
 from tradeops_assets.core.synthetic import RegimeShift
@@ -62,8 +63,12 @@ def write_months(bars: pl.DataFrame, folder: Path) -> list[Path]:
     for (month,), frame in bars.group_by(
         pl.col("timestamp").dt.strftime("%Y-%m"), maintain_order=True
     ):
-        written.append(drop_file(frame, folder / f"bars-{month}.parquet"))
+        written.append(drop_file(frame, month_file(folder, str(month))))
     return written
+
+
+def month_file(folder: Path, month: str) -> Path:
+    return folder / f"bars-{month}.parquet"
 
 
 def drop_file(frame: pl.DataFrame, path: Path) -> Path:
@@ -105,12 +110,11 @@ class Watch:
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
         history = self.instance.event_log_storage.get_asset_check_execution_history(key, 5)
         for record in history:
-            event = record.event
-            if event is None or event.timestamp < self.since:
+            if record.event is None or record.event.timestamp < self.since:
                 continue
-            data = event.dagster_event.event_specific_data if event.dagster_event else None
-            if run_id in (None, record.run_id) and isinstance(data, dg.AssetCheckEvaluation):
-                return data
+            verdict = finished_evaluation(record)
+            if verdict is not None and run_id in (None, record.run_id):
+                return verdict
         return None
 
 
@@ -223,7 +227,7 @@ class DriftDrill:
 
     def drop(self, frame: pl.DataFrame, what: str) -> float:
         month = frame.get_column("timestamp").min().strftime("%Y-%m")  # type: ignore[union-attr]
-        path = drop_file(frame, self.vendor / f"bars-{month}.parquet")
+        path = drop_file(frame, month_file(self.vendor, month))
         self.started = time.time()
         self.say(f"dropped {path.name}: {what} ({frame.height} bars)")
         return self.started
@@ -377,18 +381,7 @@ class DriftDrill:
         return f"http://127.0.0.1:{self.serve_port}"
 
     def served_version(self) -> str:
-        """Asks the endpoint as a trader would; the policy version that answered."""
-        body = json.loads((self.deployment.serving_root / "example-request.json").read_text())
-        token = (self.deployment.keys_root / "api_token").read_text().strip()
-        answer = httpx.post(
-            f"{self.url}/predict",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        if answer.status_code != 200:
-            raise DrillError(f"the endpoint answered {answer.status_code}: {answer.text[:300]}")
-        return str(answer.json()["policy_version"])
+        return served_version(self.deployment)
 
     def stop(self) -> None:
         """Stops what the drill started, by PID: daemon, UI, the bento and its front door."""
@@ -400,6 +393,21 @@ class DriftDrill:
         if self.receiver is not None:
             self.receiver.__exit__(None, None, None)
             self.receiver = None
+
+
+def served_version(deployment: Deployment) -> str:
+    """Asks the deployment's endpoint as a trader would; the policy version that answered."""
+    body = json.loads((deployment.serving_root / "example-request.json").read_text())
+    token = (deployment.keys_root / "api_token").read_text().strip()
+    answer = httpx.post(
+        f"http://127.0.0.1:{deployment.serve_port}/predict",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if answer.status_code != 200:
+        raise DrillError(f"the endpoint answered {answer.status_code}: {answer.text[:300]}")
+    return str(answer.json()["policy_version"])
 
 
 STEPS = ("picked up", "features", "drift", "retrain", "gate", "bento", "serving", "alert")

@@ -2,10 +2,10 @@
 
 import json
 
-import httpx
 import mlflow
 import pytest
 
+from tradeops_assets import drill
 from tradeops_assets.cli import downstream
 from tradeops_assets.core.sources import DEFAULT_SOURCE
 from tradeops_assets.keys import TRAINED_POLICY
@@ -26,13 +26,7 @@ def run_config(timesteps: int) -> dict:
 
 def served_version(pipe) -> str:
     """Asks the endpoint on the pipeline's serving port, as a trader would."""
-    body = json.loads((pipe.home / "serving" / "example-request.json").read_text())
-    token = pipe.secret("api_token")
-    answer = httpx.post(
-        f"{pipe.url}/predict", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["policy_version"]
+    return drill.served_version(pipe.deployment)
 
 
 def aliases(pipe) -> dict[str, str]:
