@@ -69,7 +69,7 @@ EXPLAINED = (
         r'- (if all\(text\.endswith\("Z"\)|elif all\(text\.endswith\("\+00:00"\)|'
         r"naive(: list\[str\] \| None)? = \[text\[:-[16]\]|"
         r'elif any\("\+" in text or text\.rfind\("-"\) > 9|naive = None  # UTC|'
-        r"naive = stamps|if naive is not None:)",
+        r"naive = stamps|if naive is not None:|parsed = np\.array\(naive, )",
         "equivalent in results: a shortcut of the timestamp fast path; breaking it sends "
         "the bars down the exact datetime path, which gives the same microseconds, slower",
     ),
@@ -100,6 +100,28 @@ EXPLAINED = (
         r'argsort\(-lengths, kind="stable"\).*\+ .*argsort\(-lengths, (kind=None|kind="STABLE"|)\)',
         "equivalent: symbols of equal length trade independently, so their order among "
         "themselves is not observable",
+    ),
+    (
+        r'return "number" if type\(stamp\) in _NUMBER_TYPES else "string"',
+        "equivalent: the two kinds' labels are only compared with each other",
+    ),
+    (
+        r"traded\[0\] = position\[0\].*\+ traded\[0\] = None",
+        "equivalent: every book's symbol starts include row 0 (the first symbol's first "
+        "row), which sets traded[0] again",
+    ),
+    (
+        r"range\(0, rows\.size, chunk\).*\+ .*range\(0, rows\.size, \)",
+        "equivalent in results: blocks of one row give the same positions, slower (a test "
+        "compares 7-row blocks with one block)",
+    ),
+    (
+        r"np\.empty\(rows\.size, np\.float64\).*\+ .*np\.empty\(rows\.size, (None)?\)",
+        "equivalent: numpy's default dtype is float64",
+    ),
+    (
+        r'RequestError\("", f"a request must be an object.*\+ .*RequestError\(None, ',
+        "equivalent: an empty field and None both name the request body",
     ),
 )
 

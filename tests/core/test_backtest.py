@@ -10,7 +10,7 @@ import pytest
 from tradeops_assets.core import backtest
 from tradeops_assets.core.env import TradingEnv, VecTradingEnv
 from tradeops_assets.core.errors import ConfigError
-from tradeops_assets.core.market import EnvConfig, Normaliser, step_accounting
+from tradeops_assets.core.market import EnvConfig, MarketArrays, Normaliser, step_accounting
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.recipe import TrainConfig
 from tradeops_assets.core.training import make_model
@@ -238,6 +238,8 @@ def test_portfolio_curves_are_the_equal_weight_book_of_the_ledger(feature_frame,
         np.testing.assert_allclose(mine["equity"], equity, rtol=1e-12)
         peak = np.maximum(np.maximum.accumulate(equity), 1.0)
         np.testing.assert_allclose(mine["drawdown"], 1 - equity / peak, rtol=1e-9, atol=1e-15)
+        net = rows.group_by("timestamp").agg(pl.col("position").mean()).sort("timestamp")
+        np.testing.assert_allclose(mine["position"], net["position"], rtol=1e-12)
         total = result.metric(strategy, "total_return")
         assert total == pytest.approx(equity[-1] - 1, rel=1e-9, abs=1e-12)
 
@@ -260,6 +262,43 @@ def test_ragged_symbols_in_small_chunks_trade_as_the_bar_by_bar_loop(arrays, pol
             positions, arrays.next_return[ragged.rows()], ragged.symbol_starts(), half
         )
         np.testing.assert_allclose(ledger.pnl, oracle, atol=1e-9)
+
+
+def remembering_policy(arrays: MarketArrays, window: int) -> NumpyPolicy:
+    """Small random market weights and a strong weight on the position held: each decision
+    leans on the one before, so a symbol stepped with another symbol's position (or past
+    its own last bar) decides differently. Two layers of different widths, unsaturated."""
+    rng = np.random.default_rng(8)
+    first = rng.normal(0.0, 0.05, (window * arrays.n_features + 1, 3)).astype(np.float32)
+    first[-1] = [1.5, -1.0, 0.7]
+    second = np.array([[0.9], [-0.6], [0.4]], np.float32)
+    return NumpyPolicy(
+        (first, second),
+        (np.zeros(3, np.float32), np.full(1, 0.1, np.float32)),
+        ("Tanh", "Identity"),
+        "tanh",
+    )
+
+
+@pytest.mark.parametrize("cut", [(37, 0, 90), (90, 12, 55), (55, 90, 12), (12, 55, 90)])
+def test_symbols_of_any_lengths_in_any_order_keep_their_own_positions(arrays, cut):
+    """However many bars each symbol decides on, and in whichever order they sit in the
+    book, every symbol carries its own position from bar to bar and stops at its last."""
+    full = backtest.book(
+        arrays, CONFIG.window, Window(datetime(2015, 6, 1), datetime(2015, 12, 31))
+    )
+    ragged = backtest.Book(arrays, full.first, full.first + np.minimum(cut, full.lengths))
+    remembering = remembering_policy(arrays, CONFIG.window)
+    oracle = backtest.per_bar_loop(remembering, arrays, ragged, CONFIG)
+    for chunk in (7, 65_536):
+        positions = backtest.run_on_book(remembering, ragged, CONFIG, chunk=chunk)
+        assert 0.05 < np.abs(positions).mean() < 0.95  # neither flat nor pinned at a limit
+        ledger = backtest.account(
+            positions, arrays.next_return[ragged.rows()], ragged.symbol_starts(), CONFIG
+        )
+        # float32 decisions: one bar's P&L may differ by float32 rounding of its position
+        scale = np.abs(arrays.next_return[ragged.rows()]).max()
+        np.testing.assert_allclose(ledger.pnl, oracle, rtol=0, atol=1e-5 * scale)
 
 
 def test_the_backtest_refuses_observations_that_see_a_later_bar(arrays, policy, monkeypatch):
@@ -286,6 +325,12 @@ def test_metrics_at_the_edges_of_the_data():
         np.array([0.02]), np.ones(1), np.ones(1), np.array([0.02]), np.zeros(1), bars_per_year=252
     )
     assert one["volatility"] == one["sharpe"] == 0.0
+    two = backtest.metrics(
+        np.array([0.02, -0.01]), np.ones(2), np.ones(2), np.zeros(2), np.zeros(2), 252
+    )
+    # Two bars already disperse: sample std |0.02 - (-0.01)| / sqrt(2).
+    assert two["volatility"] == pytest.approx(0.03 / math.sqrt(2) * math.sqrt(252), rel=1e-12)
+    assert two["sharpe"] == pytest.approx(0.005 / (0.03 / math.sqrt(2)) * math.sqrt(252))
     assert one["total_return"] == pytest.approx(0.02)
     assert one["bars"] == 1.0
     wiped = backtest.metrics(

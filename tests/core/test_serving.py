@@ -3,7 +3,7 @@ decision, and bad input is named."""
 
 import copy
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
@@ -17,7 +17,7 @@ from tradeops_assets.core.errors import BundleError, RequestError, SignatureErro
 from tradeops_assets.core.market import EnvConfig, MarketArrays, Normaliser
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, read_log
 from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
-from tradeops_assets.core.request import Limits, request_for
+from tradeops_assets.core.request import Limits, _timestamps_us, request_for
 from tradeops_assets.core.training import make_model
 
 WINDOW = 16
@@ -381,7 +381,116 @@ def test_timestamps_of_two_kinds_are_refused_by_name(bundle, synthetic_bars):
     request["bars"][3]["timestamp"] = 1_420_000_000
     with pytest.raises(RequestError) as err:
         decide_one(bundle, request)
-    assert err.value.field == "bars[3].timestamp"
-    assert err.value.reason.startswith(
-        "must be an ISO 8601 string or epoch seconds, the same kind for every bar; "
+    assert (err.value.field, err.value.reason) == (
+        "bars[3].timestamp",
+        "must be an ISO 8601 string or epoch seconds, the same kind for every bar; got int",
     )
+    first_odd = _request(synthetic_bars)
+    first_odd["bars"][0]["timestamp"] = 1_420_000_000.5  # the first bar sets the kind
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, first_odd)
+    assert (err.value.field, err.value.reason) == (
+        "bars[1].timestamp",
+        "must be an ISO 8601 string or epoch seconds, the same kind for every bar; got str",
+    )
+
+
+@pytest.mark.parametrize(
+    ("stamps", "field", "got"),
+    [
+        ([1_420_000_000, 1_420_000_000.5, "2015-01-01T00:00:00Z"], "bars[2].timestamp", "str"),
+        (["2015-01-01T00:00:00Z", None, 5], "bars[1].timestamp", "NoneType"),
+        ([None, "2015-01-01T00:00:00Z"], "bars[0].timestamp", "NoneType"),
+        ([True, False], "bars[0].timestamp", "bool"),
+        ([1.5, 2.5, [3]], "bars[2].timestamp", "list"),
+    ],
+)
+def test_the_first_timestamp_of_another_kind_is_named(stamps, field, got):
+    """Ints and floats are one kind (epoch seconds); the first bar decides which kind."""
+    with pytest.raises(RequestError) as err:
+        _timestamps_us(stamps)
+    assert (err.value.field, err.value.reason) == (
+        field,
+        f"must be an ISO 8601 string or epoch seconds, the same kind for every bar; got {got}",
+    )
+
+
+def _micros(year: int, micro: int) -> int:
+    return (date(year, 1, 1) - date(1970, 1, 1)).days * 86_400 * 10**6 + micro
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ["2300-01-01T00:00:00.000001Z", "2300-01-01T00:00:00.000003Z"],
+        ["2300-01-01T00:00:00.000001+00:00", "2300-01-01T00:00:00.000003+00:00"],
+        ["2300-01-01T00:00:00.000001", "2300-01-01T00:00:00.000003"],
+        ["2300-01-01T01:00:00.000001+01:00", "2299-12-31T19:00:00.000003-05:00"],
+        ["2300-01-01T00:00:00.000001", "2300-01-01T01:00:00.000003+01:00"],
+    ],
+)
+def test_timestamps_are_exact_integer_microseconds_on_every_path(stamps):
+    """Past 2255 a float64 cannot hold every microsecond: each path (the fast one for
+    Z, +00:00 and naive stamps, the exact one for other offsets and for a mix of naive
+    and offset stamps) must stay in integers."""
+    parsed = _timestamps_us(stamps)
+    assert parsed.dtype == np.int64
+    assert parsed.tolist() == [_micros(2300, 1), _micros(2300, 3)]
+    seconds = _timestamps_us([1_420_000_000, 1_420_000_000.25])
+    assert seconds.dtype == np.int64
+    assert seconds.tolist() == [1_420_000_000_000_000, 1_420_000_000_250_000]
+
+
+def test_microsecond_bars_are_distinct_and_a_later_duplicate_is_named(bundle, synthetic_bars):
+    request = _request(synthetic_bars)
+    for i, bar in enumerate(request["bars"]):
+        bar["timestamp"] = f"2015-01-05T00:00:00.{i:06d}Z"  # one microsecond apart
+    decide_one(bundle, request)
+    request["bars"][50]["timestamp"] = request["bars"][49]["timestamp"]
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert err.value.field == "bars[50].timestamp"
+    assert err.value.reason.startswith("duplicates bars[49].timestamp")
+
+
+def test_a_timestamp_numpy_reads_as_not_a_time_is_refused(bundle, synthetic_bars):
+    request = _request(synthetic_bars)
+    for bar in request["bars"]:  # naive stamps take numpy's fast path, which reads "NaT"
+        bar["timestamp"] = bar["timestamp"].removesuffix("+00:00")
+    request["bars"][4]["timestamp"] = "NaT"
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert (err.value.field, err.value.reason) == (
+        "bars[4].timestamp",
+        "'NaT' is not an ISO 8601 timestamp",
+    )
+
+
+def test_epoch_seconds_stop_exactly_at_the_plausible_limit(bundle, synthetic_bars):
+    """1e11 s (year 5138) is milliseconds sent as seconds; one second less is accepted."""
+    request = _request(synthetic_bars)
+    n = len(request["bars"])
+    for i, bar in enumerate(request["bars"]):
+        bar["timestamp"] = 1e11 - n + i
+    assert decide_one(bundle, request).bar_timestamps_us[0] == (10**11 - 1) * 10**6
+    for i, bar in enumerate(request["bars"]):
+        bar["timestamp"] = 1e11 - n + 1 + i
+    with pytest.raises(RequestError) as err:
+        decide_one(bundle, request)
+    assert (err.value.field, err.value.reason) == (
+        f"bars[{n - 1}].timestamp",
+        "epoch timestamps are seconds; 100000000000.0 is not a plausible one",
+    )
+
+
+def test_request_for_is_the_body_a_trader_sends(synthetic_bars):
+    one = synthetic_bars.filter(pl.col("symbol") == "SYN0001").head(1)
+    body = request_for(one)
+    row = one.row(0, named=True)
+    assert body == {
+        "symbol": "SYN0001",
+        "position": 0.0,
+        "bars": [
+            {"timestamp": row["timestamp"].isoformat(), **{k: row[k] for k in features.OHLCV}}
+        ],
+    }

@@ -71,7 +71,7 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def _locate_bar_problem(bars: list, column: str | None = None) -> RequestError:
+def _locate_bar_problem(bars: list) -> RequestError:
     """Slow, exact: the first bar that is not an object with numeric OHLCV and a timestamp."""
     for i, bar in enumerate(bars):
         if not isinstance(bar, dict):
@@ -79,7 +79,7 @@ def _locate_bar_problem(bars: list, column: str | None = None) -> RequestError:
         for key in (TIMESTAMP, *OHLCV):
             if key not in bar:
                 return RequestError(f"bars[{i}].{key}", "is missing")
-        for key in (column,) if column else OHLCV:
+        for key in OHLCV:
             try:
                 _number(bar[key], f"bars[{i}].{key}")
             except RequestError as exc:
@@ -128,14 +128,17 @@ def _timestamps_us(stamps: list, where: str = "bars") -> np.ndarray:
                 moment = moment.replace(tzinfo=UTC)
             out[i] = (moment - _EPOCH) // _MICROSECOND
         return out
-    for i, stamp in enumerate(stamps):
-        if type(stamp) not in (*_NUMBER_TYPES, str) or type(stamp) is not type(stamps[0]):
-            raise RequestError(
-                f"{where}[{i}].timestamp",
-                "must be an ISO 8601 string or epoch seconds, the same kind for every bar; "
-                f"got {type(stamp).__name__}",
-            )
-    raise RequestError(f"{where}", "timestamps must all be strings or all numbers")
+    first = _kind(stamps[0])  # neither all numbers nor all strings: name the first misfit
+    i = next(i for i, stamp in enumerate(stamps) if first is None or _kind(stamp) != first)
+    raise RequestError(
+        f"{where}[{i}].timestamp",
+        "must be an ISO 8601 string or epoch seconds, the same kind for every bar; "
+        f"got {type(stamps[i]).__name__}",
+    )
+
+
+def _kind(stamp: Any) -> str | None:
+    return "number" if type(stamp) in _NUMBER_TYPES else "string" if type(stamp) is str else None
 
 
 def parse_request(raw: Any, bundle: PolicyBundle, limits: Limits | None = None) -> ParsedRequest:
