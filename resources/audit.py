@@ -4,6 +4,7 @@ import getpass
 
 import dagster as dg
 
+from tradeops_assets.core import governance
 from tradeops_assets.core.audit import AuditLog, Verification
 
 
@@ -20,11 +21,19 @@ class AuditTrail(dg.ConfigurableResource):
             for k, v in context.run.tags.items()
             if k.startswith("tradeops/")
         }
-        return self._log().append(
+        return self.append(
             action,
             actor_of(context),
             {"dagster_run_id": context.run_id, **({"trigger": why} if why else {}), **details},
         )
+
+    def append(self, action: str, actor: str, details: dict) -> dict:
+        """A record outside any run: a person's override from the CLI."""
+        return self._log().append(action, actor, details)
+
+    def authority(self, alias_version: str | None) -> governance.Authority:
+        """Raises ``GateBypassError`` unless the trail makes ``alias_version`` the champion."""
+        return governance.authority(self.records(), alias_version)
 
     def history(self, action: str | None = None) -> list[dict]:
         return self._log().history(action)
@@ -44,3 +53,8 @@ def actor_of(context: dg.OpExecutionContext) -> str:
     if "dagster/schedule_name" in tags:
         return f"schedule:{tags['dagster/schedule_name']}"
     return f"user:{tags.get('user', getpass.getuser())}"
+
+
+def who(context: dg.OpExecutionContext) -> dict[str, str]:
+    """For an asset's metadata: who or what took this step, in which run."""
+    return {"actor": actor_of(context), "dagster_run_id": context.run_id}

@@ -89,6 +89,13 @@ class PolicyRegistry(dg.ConfigurableResource):
         except MlflowException:
             return None
 
+    def exists(self, version: str) -> bool:
+        try:
+            self.client().get_model_version(REGISTERED_MODEL, version)
+        except MlflowException:
+            return False
+        return True
+
     def fetch(self, version: str) -> RegisteredPolicy:
         """A registered version's recipe, scaling and numpy policy, loaded into memory."""
         client = self.client()

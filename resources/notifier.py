@@ -18,13 +18,15 @@ import httpx
 
 logger = logging.getLogger("tradeops.alerts")
 
-DRIFT, RETRAIN, REFUSED, DEPLOYED, RUN_FAILED, SERVING = (
+DRIFT, RETRAIN, REFUSED, DEPLOYED, RUN_FAILED, SERVING, BYPASS, OVERRIDDEN = (
     "drift_breach",
     "retrain_requested",
     "gate_refused",
     "deployment_done",
     "run_failed",
     "serving_health_breach",
+    "gate_bypass_refused",
+    "manual_override",
 )
 
 

@@ -390,6 +390,54 @@ def audit(deployment: Deployment, action: str, out: Path | None) -> int:
     return 0
 
 
+def override(deployment: Deployment, version: str, reason: str) -> None:
+    """A person puts a version in as champion without the gate: recorded, alerted, never silent.
+
+    The record (who, why, from which version) is written before the alias moves, so a
+    move that fails afterwards leaves the trail and the alias disagreeing, which the
+    packaging and the deployment refuse rather than trust either.
+    """
+    import getpass
+
+    from resources.mlflow_policy import CHAMPION, REGISTERED_MODEL
+    from resources.notifier import OVERRIDDEN
+    from tradeops_assets.core.errors import ConfigError
+    from tradeops_assets.core.governance import OVERRIDE
+
+    reason = " ".join(reason.split())
+    if len(reason) < 10:
+        raise ConfigError(
+            f"an override needs a reason a reviewer can read (10 characters or more): {reason!r}"
+        )
+    found = _resources(deployment)
+    registry, trail = found["registry"], found["audit"]
+    if not registry.exists(version):
+        raise ConfigError(f"{REGISTERED_MODEL} has no version {version!r}")
+    actor = f"user:{getpass.getuser()}"
+    previous = registry.version_for(CHAMPION)
+    record = trail.append(
+        OVERRIDE,
+        actor,
+        {
+            "model": REGISTERED_MODEL,
+            "alias": CHAMPION,
+            "from_version": previous,
+            "to_version": version,
+            "reason": reason,
+        },
+    )
+    registry.move_alias(CHAMPION, version)
+    found["notifier"].alert(
+        OVERRIDDEN,
+        f"{actor} made tradeops-policy v{version} champion without the gate",
+        {"reason": reason, "from_version": previous, "audit_seq": record["seq"]},
+    )
+    print(
+        f"override recorded (audit record {record['seq']}): v{version} is champion on "
+        f"{actor}'s authority, replacing v{previous}. `tradeops demo` packages and deploys it."
+    )
+
+
 def serve(deployment: Deployment, stop: bool) -> int:
     """``make serve``: the deployed bento in the foreground, or stop the background one."""
     from resources.serving import BENTOML, alive
@@ -461,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("verify", help="recompute the chain; exit 1 on any edit or deletion")
     exp = aud.add_parser("export", help="every record as JSON lines, chain hashes included")
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    ovr = sub.add_parser(
+        "override", help="make a version champion without the gate: recorded and alerted"
+    )
+    ovr.add_argument("--version", required=True, help="the registered model version")
+    ovr.add_argument("--reason", required=True, help="why, for the auditor")
     sub.add_parser("init", help="create the local instance and dev secrets (make env runs it)")
     sub.add_parser("ui", help="the Dagster UI on the local instance (TRADEOPS_UI_PORT)")
     sub.add_parser(
@@ -482,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             train(deployment, timesteps, [int(x) for x in args.seeds.split(",")])
         elif args.command == "init":
             init(deployment)
+        elif args.command == "override":
+            override(deployment, args.version, args.reason)
         elif args.command == "ui":
             return ui(deployment)
         elif args.command == "drift-demo":

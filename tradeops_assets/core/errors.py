@@ -70,3 +70,7 @@ class SignatureError(BundleError):
 
 class AuditError(TradeopsError):
     """The audit trail is not what was written: names the record and what is wrong."""
+
+
+class GateBypassError(TradeopsError):
+    """A policy version about to be packaged or deployed without the audit trail's authority."""

@@ -1,11 +1,12 @@
 import dagster as dg
 
-from resources.audit import AuditTrail
+from resources.audit import AuditTrail, who
 from resources.datasets import DatasetStore
 from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, PolicyRegistry
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import backtest, evaluation
+from tradeops_assets.core.governance import ALIAS_MOVE, CHAMPION_MOVES
 from tradeops_assets.defs import plots
 from tradeops_assets.defs.evaluation import render
 from tradeops_assets.defs.evaluation.config import BacktestConfig
@@ -144,7 +145,7 @@ def champion_policy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     else:
         audit.record(
             context,
-            "alias_move",
+            ALIAS_MOVE,
             {
                 "model": REGISTERED_MODEL,
                 "alias": CHAMPION,
@@ -157,18 +158,19 @@ def champion_policy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             },
         )
         registry.move_alias(CHAMPION, to_version)
-    moves = audit.history("alias_move")
+    moves = [r for r in audit.records() if r["action"] in CHAMPION_MOVES]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"v{to_version}"),
         metadata={
             "champion_version": to_version,
-            "previous_champion": from_version or "none",
+            "previous_champion": from_version or "none (first promotion)",
+            **who(context),
             "reason": gate.reason,
             "alias_history": dg.MetadataValue.md(
-                "| time | actor | from | to |\n|---|---|---|---|\n"
+                "| time | actor | move | from | to |\n|---|---|---|---|---|\n"
                 + "\n".join(
-                    f"| {m['time']} | {m['actor']} | {m['details']['from_version'] or 'none'} "
-                    f"| {m['details']['to_version']} |"
+                    f"| {m['time']} | {m['actor']} | {m['action']} "
+                    f"| {m['details']['from_version'] or 'none'} | {m['details']['to_version']} |"
                     for m in moves
                 )
             ),

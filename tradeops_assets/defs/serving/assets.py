@@ -1,10 +1,12 @@
 import dagster as dg
 
-from resources.audit import AuditTrail
+from resources.audit import AuditTrail, who
 from resources.mlflow_policy import CHAMPION, PolicyRegistry
-from resources.notifier import DEPLOYED, Notifier
+from resources.notifier import BYPASS, DEPLOYED, Notifier
 from resources.reports import ReportStore
 from resources.serving import BentoBuilder, DeployError, ServingTarget
+from tradeops_assets.core.errors import GateBypassError
+from tradeops_assets.core.governance import Authority
 from tradeops_assets.defs.lineage import (
     git_commit,
     latest_metadata,
@@ -15,12 +17,31 @@ from tradeops_assets.defs.retries import IO_RETRY
 from tradeops_assets.keys import CHAMPION_POLICY, POLICY_BENTO, POLICY_DEPLOYMENT, SERVING_GROUP
 
 
+def authorised(context: dg.AssetExecutionContext, version: str | None, stage: str) -> Authority:
+    """The audit trail's authority for ``version``; without it, a recorded, alerted refusal.
+
+    The live alias is only a pointer: a version moved there by hand in the MLflow UI has
+    no gate verdict behind it and is refused here, at packaging and again at deployment.
+    """
+    audit: AuditTrail = context.resources.audit
+    try:
+        return audit.authority(version)
+    except GateBypassError as exc:
+        audit.record(context, f"{stage}_refused", {"policy_version": version, "reason": str(exc)})
+        notifier: Notifier = context.resources.notifier
+        notifier.alert(BYPASS, f"{stage} of tradeops-policy v{version} refused", {"why": str(exc)})
+        raise dg.Failure(
+            f"refusing to {stage} v{version}: {exc}. To put it live anyway, a person records "
+            f"an override: tradeops override --version {version} --reason '...'"
+        ) from exc
+
+
 @dg.asset(
     name=POLICY_BENTO,
     group_name=SERVING_GROUP,
     retry_policy=IO_RETRY,
     deps=[CHAMPION_POLICY],
-    required_resource_keys={"bentos", "registry", "reports"},
+    required_resource_keys={"bentos", "registry", "reports", "audit", "notifier"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:mlops"],
@@ -40,6 +61,7 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     version = registry.version_for(CHAMPION)
     if version is None:
         raise dg.Failure("no champion policy to package: champion_policy has not promoted one")
+    authority = authorised(context, version, "package")
     champion = registry.fetch(version)
     report, _ = reports.read(latest_report(context))
     lineage = {
@@ -53,6 +75,7 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "held_out_window": str(report.held_out),
             **{k: report.challenger[k] for k in ("sharpe", "max_drawdown", "turnover")},
         },
+        "authority": authority.to_dict(),
     }
     labels = {
         "policy_version": version,
@@ -67,6 +90,8 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             **built,
             "policy_version": version,
+            "authority": authority.describe(),
+            **who(context),
             "lineage": dg.MetadataValue.json(lineage),
             **lineage_metadata(config={}, upstream={CHAMPION_POLICY: f"v{version}"}),
         },
@@ -77,7 +102,7 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     name=POLICY_DEPLOYMENT,
     group_name=SERVING_GROUP,
     deps=[POLICY_BENTO],
-    required_resource_keys={"serving", "audit", "notifier"},
+    required_resource_keys={"serving", "audit", "notifier", "registry"},
     kinds={"bentoml"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:mlops"],
@@ -95,12 +120,26 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     audit: AuditTrail = context.resources.audit
     built = latest_metadata(context, POLICY_BENTO)
     tag = built["bento_tag"]
+    registry: PolicyRegistry = context.resources.registry
+    live = registry.version_for(CHAMPION)
+    authority = authorised(context, live, "deploy")
+    if str(built["policy_version"]) != authority.version:
+        stale = f"the latest bento {tag} holds v{built['policy_version']}, the champion is v{live}"
+        audit.record(context, "deploy_refused", {"bento_tag": tag, "reason": stale})
+        raise dg.Failure(f"refusing to deploy: {stale}; materialise policy_bento first")
     why = f"champion tradeops-policy v{built['policy_version']} packaged as {tag}"
     if target.is_serving(tag):
         context.log.info(f"{tag} is deployed already; swapping in a fresh process")
     previous = (target.current() or {}).get("bento_tag")
     audit.record(
-        context, "deploy_requested", {"bento_tag": tag, "previous_bento_tag": previous, "why": why}
+        context,
+        "deploy_requested",
+        {
+            "bento_tag": tag,
+            "previous_bento_tag": previous,
+            "why": why,
+            "authority": authority.to_dict(),
+        },
     )
     try:
         record = target.deploy(tag, why, {"policy_version": built["policy_version"]})
@@ -132,6 +171,8 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             "bento_pid": record["bento_pid"],
             "front_door_pid": record["front_door_pid"],
             "signing_key_id": record["signing_key_id"],
+            "authority": authority.describe(),
+            **who(context),
             **lineage_metadata(config={}, upstream={POLICY_BENTO: built["bento_tag"]}),
         },
     )
