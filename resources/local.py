@@ -29,7 +29,9 @@ def local_resources(deployment: Deployment) -> dict:
         "registry": PolicyRegistry(tracking_uri=deployment.mlflow_uri),
         "training": TrainingWorkspace(root=str(deployment.home / "training")),
         "reports": ReportStore(root=str(deployment.home / "reports")),
-        "audit": AuditTrail(root=str(deployment.home / "audit")),
+        "audit": AuditTrail(
+            root=str(deployment.home / "audit"), tracking_uri=deployment.mlflow_uri
+        ),
         "secrets": secrets,
         "notifier": Notifier(
             webhook_url=dg.EnvVar(ALERT_WEBHOOK_ENV) if deployment.alert_webhook else ""

@@ -27,6 +27,7 @@ NORMALISER_FILE = "normaliser.json"
 REFERENCE_FILE = "reference.json"
 NUMPY_POLICY_FILE = "policy.npz"
 CHECKPOINT_ARTIFACT = "policy"
+AUDIT_HEAD_TAG = "tradeops.audit_head"
 
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
@@ -121,6 +122,24 @@ class PolicyRegistry(dg.ConfigurableResource):
                 if reference.exists()
                 else None,
             )
+
+    def tag_audit_head(self, seq: int, digest: str) -> bool:
+        """Anchors the audit log's head on the registered model; False before there is one."""
+        try:
+            self.client().set_registered_model_tag(
+                REGISTERED_MODEL, AUDIT_HEAD_TAG, f"{seq}:{digest}"
+            )
+        except MlflowException:
+            return False
+        return True
+
+    def audit_head_tag(self) -> tuple[int, str] | None:
+        try:
+            tags = self.client().get_registered_model(REGISTERED_MODEL).tags
+        except MlflowException:
+            return None
+        seq, _, digest = tags.get(AUDIT_HEAD_TAG, "").partition(":")
+        return (int(seq), digest) if seq.isdigit() else None
 
     def move_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(REGISTERED_MODEL, alias, version)

@@ -368,13 +368,21 @@ def restore(deployment: Deployment, md5: str, out: Path) -> None:
 
 def audit(deployment: Deployment, action: str, out: Path | None) -> int:
     trail = _resources(deployment)["audit"]
-    check = trail.verify()
+    with _instance(deployment) as instance:
+        check = trail.verify(trail.anchors(instance))
     if action == "verify":
         for problem in check.problems:
             print(f"tradeops audit: {problem}", file=sys.stderr)
+        for note in check.notes:
+            print(f"tradeops audit: note: {note}", file=sys.stderr)
         if not check.ok:
             return EXIT_FAILED
-        print(f"audit log intact: {check.records} records, head {check.head}")
+        print(
+            f"audit log intact: {check.records} records, head {check.head}, "
+            f"{check.anchors} anchors outside the files agree"
+        )
+        if not check.anchors and check.records:
+            print("tradeops audit: WARNING, no anchors found outside the files", file=sys.stderr)
         return 0
     records = trail.records()
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
@@ -398,6 +406,8 @@ def override(deployment: Deployment, version: str, reason: str) -> None:
     packaging and the deployment refuse rather than trust either.
     """
     import getpass
+
+    import dagster as dg
 
     from resources.mlflow_policy import CHAMPION, REGISTERED_MODEL
     from resources.notifier import OVERRIDDEN
@@ -426,12 +436,15 @@ def override(deployment: Deployment, version: str, reason: str) -> None:
             "reason": reason,
         },
     )
+    with _instance(deployment) as instance:
+        instance.report_runless_asset_event(trail.observation(record))
     registry.move_alias(CHAMPION, version)
-    found["notifier"].alert(
-        OVERRIDDEN,
-        f"{actor} made tradeops-policy v{version} champion without the gate",
-        {"reason": reason, "from_version": previous, "audit_seq": record["seq"]},
-    )
+    with dg.build_resources({"notifier": found["notifier"]}) as built:  # resolves dg.EnvVar
+        built.notifier.alert(
+            OVERRIDDEN,
+            f"{actor} made tradeops-policy v{version} champion without the gate",
+            {"reason": reason, "from_version": previous, "audit_seq": record["seq"]},
+        )
     print(
         f"override recorded (audit record {record['seq']}): v{version} is champion on "
         f"{actor}'s authority, replacing v{previous}. `tradeops demo` packages and deploys it."

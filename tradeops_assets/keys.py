@@ -15,6 +15,9 @@ POLICY_DEPLOYMENT = "policy_deployment"
 FEATURE_DRIFT = "feature_drift"
 LIVE_PERFORMANCE = "live_performance"
 SERVING_HEALTH = "serving_health"
+AUDIT_TRAIL = "audit_trail"
+"""The hash-chained audit log as the UI shows it: one observation per appended record,
+each carrying the new head (an anchor ``tradeops audit verify`` checks the files against)."""
 
 MARKET_DATA_GROUP = "market_data"
 FEATURES_GROUP = "features"
@@ -45,6 +48,7 @@ GROUP_OF = {
     FEATURE_DRIFT: MONITORING_GROUP,
     LIVE_PERFORMANCE: MONITORING_GROUP,
     SERVING_HEALTH: MONITORING_GROUP,
+    AUDIT_TRAIL: EVALUATION_GROUP,
 }
 MONITORING = (FEATURE_DRIFT, LIVE_PERFORMANCE, SERVING_HEALTH)
 """Watch the live policy; upstream of nothing the traders call."""

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tradeops_assets.core.audit import AuditError, AuditLog
+from tradeops_assets.core.audit import Anchor, AuditError, AuditLog
 
 
 @pytest.fixture
@@ -147,3 +147,125 @@ def test_a_record_stripped_of_its_hash_is_reported_not_a_crash(log):
     assert not check.ok
     assert any("audit.jsonl:3: contents edited" in p for p in check.problems)
     assert any("the log has 3 ending " in p for p in check.problems)
+
+
+def anchored(log: AuditLog, where: str = "Dagster run r1") -> list[Anchor]:
+    """What the pipeline leaves outside the files on every append: each record's head."""
+    return [Anchor(r["seq"], r["hash"], where) for r in log.records()]
+
+
+def rehash(record: dict) -> dict:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {**body, "hash": hashlib.sha256(canonical.encode()).hexdigest()}
+
+
+def test_a_cut_tail_with_a_head_rewritten_to_match_is_caught_by_the_anchors(log):
+    anchors = anchored(log)
+    lines = log.path.read_text().splitlines()[:2]
+    rewrite(log, lines)
+    log.head_path.write_text(json.dumps({"seq": 1, "hash": json.loads(lines[1])["hash"]}))
+    assert log.verify().ok  # the files alone agree with each other
+    (problem,) = log.verify(anchors).problems
+    assert problem == (
+        f"Dagster run r1 anchored record 2 ending {anchors[2].hash[:12]}, but {log.path} "
+        "has 2 records: records were deleted"
+    )
+
+
+def test_a_whole_chain_rewritten_with_its_head_is_caught_by_the_anchors(log):
+    anchors = anchored(log)
+    forged, prev = [], "0" * 64
+    for record in log.records():
+        record = rehash({**record, "actor": "user:mallory", "prev": prev})
+        forged.append(json.dumps(record, sort_keys=True))
+        prev = record["hash"]
+    rewrite(log, forged)
+    log.head_path.write_text(json.dumps({"seq": 2, "hash": prev}))
+    assert log.verify().ok
+    (problem,) = log.verify(anchors).problems
+    assert problem == (
+        f"{log.path}:1 differs from the record Dagster run r1 anchored (hash "
+        f"{anchors[0].hash[:12]}): the log was rewritten"
+    )
+
+
+def test_both_files_deleted_is_caught_by_the_anchors(log):
+    anchors = anchored(log, "MLflow tag tradeops.audit_head")
+    log.path.unlink()
+    log.head_path.unlink()
+    assert log.verify().ok
+    (problem,) = log.verify(anchors).problems
+    assert problem.startswith("MLflow tag tradeops.audit_head anchored record 2 ending ")
+    assert problem.endswith(f"but {log.path} has 0 records: records were deleted")
+
+
+def test_records_appended_behind_the_anchors_back_are_named(log):
+    anchors = anchored(log)
+    log.append("alias_move", "user:mallory", {"to_version": "4"})
+    assert log.verify(anchors).ok  # one unanchored record: a run that died before anchoring
+    log.append("alias_move", "user:mallory", {"to_version": "5"})
+    (problem,) = log.verify(anchors).problems
+    assert problem == (
+        f"{log.path} records 3..4 are anchored nowhere (not in the Dagster event log, not in "
+        "MLflow): written outside tradeops"
+    )
+
+
+@pytest.mark.parametrize(
+    ("head", "why"),
+    [
+        ("{not json", "is not JSON"),
+        ("[2, 3]", 'is not {"seq": <int>, "hash": <64 hex>}'),
+        ('{"seq": "2", "hash": "abc"}', 'is not {"seq": <int>, "hash": <64 hex>}'),
+    ],
+)
+def test_a_malformed_head_is_named_not_a_traceback(log, head, why):
+    log.head_path.write_text(head)
+    (problem,) = log.verify().problems
+    assert problem.startswith(f"{log.head_path} {why}")
+    with pytest.raises(AuditError, match="fails verification, not appending"):
+        log.append("deploy", "user:bob", {})
+
+
+def test_a_record_that_is_a_json_array_is_named_not_a_traceback(log):
+    lines = log.path.read_text().splitlines()
+    rewrite(log, [lines[0], "[1, 2]", lines[2]])
+    (problem,) = log.verify().problems
+    assert problem == f"{log.path}:2 is not a JSON object (a list)"
+
+
+def test_a_record_whose_head_was_never_written_is_confirmed_by_the_next_append(log):
+    """The documented crash rule: a process killed between writing a record and moving the
+    head leaves one record past the head. It is whole (its hash and link verify), so it
+    stands, verify says so, and the next append moves the head past both."""
+    head = log.head_path.read_text()
+    log.append("deploy", "user:bob", {"bento_tag": "b:1"})
+    log.head_path.write_text(head)  # as if killed before the head moved
+    check = log.verify()
+    assert check.ok
+    assert check.notes == (
+        f"{log.path}:4 is past the head (a writer stopped between the record and the head); "
+        "it verifies, and the next append confirms it",
+    )
+    record = log.append("deploy", "user:bob", {"bento_tag": "b:2"})
+    assert record["seq"] == 4
+    assert json.loads(log.head_path.read_text()) == {"seq": 4, "hash": record["hash"]}
+    assert log.verify().notes == ()
+
+
+def test_a_crashed_first_record_without_any_head_stands(tmp_path):
+    trail = AuditLog(tmp_path / "audit")
+    trail.append("alias_move", "user:alice", {"to_version": "1"})
+    trail.head_path.unlink()
+    assert trail.verify().ok
+    assert trail.append("deploy", "user:bob", {})["seq"] == 1
+
+
+def test_two_records_past_the_head_are_not_a_crash(log):
+    head = log.head_path.read_text()
+    log.append("deploy", "user:bob", {})
+    log.append("deploy", "user:bob", {})
+    log.head_path.write_text(head)
+    (problem,) = log.verify().problems
+    assert problem.startswith(f"{log.head_path} says 3 records ending ")

@@ -97,3 +97,12 @@ def test_an_override_names_a_person_and_a_reason(log):
     log.append(OVERRIDE, "user:bob", {"to_version": "3", "reason": "  "})
     with pytest.raises(GateBypassError, match="names no person and reason"):
         authority(log.records(), "3")
+
+
+def test_an_authority_holds_only_plain_values(log):
+    """It goes into a bento's metadata, which takes no None: what does not apply is left out."""
+    log.append(OVERRIDE, "user:alice", {"to_version": "2", "reason": "vendor outage today"})
+    granted = authority(log.records(), "2").to_dict()
+    assert None not in granted.values()
+    assert "gate_seq" not in granted
+    assert authority(log.records()[:2], "1").to_dict()["gate_seq"] == 0

@@ -15,6 +15,7 @@ from tradeops_assets.core.validation import RULES
 from tradeops_assets.defs.features import checks as feature_checks
 from tradeops_assets.defs.market_data.checks import BAR_CHECK_NAMES
 from tradeops_assets.keys import (
+    AUDIT_TRAIL,
     CHAIN,
     FEATURE_DRIFT_CHECK,
     GROUP_OF,
@@ -100,7 +101,7 @@ def test_definitions_load_without_reading_the_market_source(tmp_path, source):
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{len(CHAIN) + len(MONITORING)} assets" in done.stdout
+    assert f"{len(CHAIN) + len(MONITORING) + 1} assets" in done.stdout  # and audit_trail
 
 
 def test_workspace_and_pyproject_name_the_same_code_location():
@@ -123,7 +124,11 @@ def test_asset_graph_names_groups_and_lineage(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     chain = CHAIN
-    assert keys == set(chain) | set(MONITORING)
+    assert keys == set(chain) | set(MONITORING) | {AUDIT_TRAIL}
+    trail = graph.get(dg.AssetKey(AUDIT_TRAIL))
+    assert trail.is_external
+    assert not trail.is_materializable  # observed on each append, never rebuilt
+    assert trail.group_name == GROUP_OF[AUDIT_TRAIL]
     # Monitoring watches the chain and feeds nothing traders call.
     for key in chain:
         assert not {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys} & set(

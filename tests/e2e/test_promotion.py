@@ -1,14 +1,17 @@
 """The promotion path through the real Dagster CLI, MLflow registry and audit log."""
 
+import getpass
 import json
+import re
 
+import dagster as dg
 import mlflow
 import pytest
 
 from tradeops_assets import drill
 from tradeops_assets.cli import downstream
 from tradeops_assets.core.sources import DEFAULT_SOURCE
-from tradeops_assets.keys import TRAINED_POLICY
+from tradeops_assets.keys import POLICY_BENTO, POLICY_DEPLOYMENT, TRAINED_POLICY
 from tradeops_assets.receiver import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
@@ -105,6 +108,9 @@ def promote_refuse_promote(pipe, receiver) -> None:
     assert refused["passed"] is False
     assert refused["challenger_version"] == "2"
 
+    around_the_gate(pipe, receiver)
+    anchored_outside_the_files(pipe)
+
     log = pipe.home / "audit" / "audit.jsonl"
     lines = log.read_text().splitlines()
     tampered = json.loads(lines[1])
@@ -113,3 +119,76 @@ def promote_refuse_promote(pipe, receiver) -> None:
     broken = pipe.tradeops("audit", "verify")
     assert broken.returncode == 1
     assert "audit.jsonl:2: contents edited" in broken.stderr
+
+
+def around_the_gate(pipe, receiver) -> None:
+    """The champion alias moved by hand (as MLflow's UI allows) to v2, which the gate
+    refused: packaging and deployment refuse, record and alert it, and v3 keeps serving.
+    A person's recorded override then puts v2 live, named in the chain with the reason."""
+    store = f"sqlite:///{pipe.home / 'mlflow' / 'mlflow.db'}"
+    by_hand = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    by_hand.set_registered_model_alias("tradeops-policy", "champion", "2")
+    packaged = pipe.materialize(f"key:{POLICY_BENTO}")
+    assert packaged.returncode != 0
+    deployed = pipe.materialize(f"key:{POLICY_DEPLOYMENT}")
+    assert deployed.returncode != 0
+    assert served_version(pipe) == "3"
+    assert receiver.kinds().count("gate_bypass_refused") == 2
+    records = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
+    refused = [r for r in records if r["action"] in ("package_refused", "deploy_refused")]
+    assert [r["action"] for r in refused] == ["package_refused", "deploy_refused"]
+    for record in refused:
+        assert record["details"]["policy_version"] == "2"
+        assert "names v3: the alias was moved outside the gate" in record["details"]["reason"]
+        assert record["details"]["dagster_run_id"]
+
+    reason = "desk head: v2 for the close, v3 misprices the open"
+    short = pipe.tradeops("override", "--version", "2", "--reason", "because")
+    assert short.returncode == 2
+    assert "an override needs a reason" in short.stderr
+    done = pipe.tradeops("override", "--version", "2", "--reason", reason)
+    assert done.returncode == 0, done.stderr
+    live = pipe.materialize(downstream(POLICY_BENTO))
+    assert live.returncode == 0, live.stderr[-3000:]
+    assert served_version(pipe) == "2"
+    assert receiver.kinds().count("manual_override") == 1
+    records = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
+    (override,) = [r for r in records if r["action"] == "override"]
+    assert override["actor"] == f"user:{getpass.getuser()}"
+    assert override["details"] | {"reason": reason} == override["details"]
+    assert (override["details"]["from_version"], override["details"]["to_version"]) == ("2", "2")
+    deploy = [r for r in records if r["action"] == "deploy_requested"][-1]
+    assert deploy["details"]["authority"]["kind"] == "override"
+    assert deploy["details"]["authority"]["move_seq"] == override["seq"]
+    meta = pipe.materializations(POLICY_DEPLOYMENT)[0].asset_materialization.metadata
+    assert meta["authority"].value.startswith(f"manual override by user:{getpass.getuser()}")
+    assert meta["actor"].value.startswith("user:")
+    assert pipe.tradeops("audit", "verify").returncode == 0
+
+
+def anchored_outside_the_files(pipe) -> None:
+    """Every record's head is in the Dagster event log (the audit_trail asset) and the
+    latest in MLflow, so a tail cut with its head rewritten to match is caught."""
+    intact = pipe.tradeops("audit", "verify")
+    assert intact.returncode == 0, intact.stderr
+    found = re.search(r"intact: (\d+) records, head \w+, (\d+) anchors", intact.stdout)
+    records, anchors = int(found[1]), int(found[2])
+    assert anchors == records + 1  # one observation per record, and the MLflow tag
+    with pipe.instance() as instance:
+        (latest,) = instance.fetch_observations(dg.AssetKey("audit_trail"), limit=1).records
+    shown = latest.event_log_entry.asset_observation.metadata
+    assert (shown["seq"].value, shown["chain"].value) == (records - 1, "intact")
+    assert "| override |" in shown["latest_records"].value
+
+    audit = pipe.home / "audit"
+    kept = {name: (audit / name).read_bytes() for name in ("audit.jsonl", "audit.head.json")}
+    lines = kept["audit.jsonl"].decode().splitlines()[:-2]
+    (audit / "audit.jsonl").write_text("".join(line + "\n" for line in lines))
+    last = json.loads(lines[-1])
+    (audit / "audit.head.json").write_text(json.dumps({"seq": last["seq"], "hash": last["hash"]}))
+    cut = pipe.tradeops("audit", "verify")
+    assert cut.returncode == 1
+    assert "records were deleted" in cut.stderr
+    assert "anchored record" in cut.stderr
+    for name, content in kept.items():
+        (audit / name).write_bytes(content)

@@ -5,15 +5,26 @@ with its instance, so who promoted which version, when and why lives here.
 Each record carries the SHA-256 of its predecessor and of itself; a head file
 holds the last sequence number and hash. ``verify`` recomputes the chain: an
 edited record breaks its own hash, a deleted or reordered one breaks the next
-link, a deleted tail disagrees with the head. (In prod the log and its head go
-to an S3 bucket with object lock, so not even an operator can rewrite both.)
+link, a deleted tail disagrees with the head.
+
+No key is needed to rewrite both files consistently, so every head is also
+anchored outside them (an observation in the Dagster event log of the run that
+appended it, and a tag on the registered model in MLflow); ``verify`` given those
+anchors catches a cut tail, a rewritten chain or deleted files. In prod the files
+go to an S3 bucket with Object Lock, a second wall.
+
+Crash rule: a record is written (and fsynced) before the head moves. A writer
+killed between the two leaves one whole record past the head; it verifies, so it
+stands, ``verify`` notes it, and the next append moves the head past it. Two or
+more records past the head are not a crash, and are reported.
 """
 
 import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +35,7 @@ from tradeops_assets.core.errors import AuditError
 GENESIS = "0" * 64
 LOG_NAME = "audit.jsonl"
 HEAD_NAME = "audit.head.json"
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def _digest(record: dict) -> str:
@@ -33,10 +45,21 @@ def _digest(record: dict) -> str:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A head seen outside the log's files: which record, its hash, and where it was seen."""
+
+    seq: int
+    hash: str
+    where: str
+
+
+@dataclass(frozen=True)
 class Verification:
     records: int
     head: str
     problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    anchors: int = 0
 
     @property
     def ok(self) -> bool:
@@ -92,13 +115,36 @@ class AuditLog:
         out = []
         for number, line in enumerate(self.path.read_text().splitlines(), start=1):
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise AuditError(f"{self.path}:{number} is not a JSON record: {exc}") from exc
+            if not isinstance(record, dict):
+                raise AuditError(
+                    f"{self.path}:{number} is not a JSON object (a {type(record).__name__})"
+                )
+            out.append(record)
         return out
 
-    def verify(self) -> Verification:
+    def _head(self) -> tuple[dict | None, str | None]:
+        """The head file as (seq, hash), or the problem with it."""
+        if not self.head_path.exists():
+            return None, None
+        try:
+            head = json.loads(self.head_path.read_text())
+        except json.JSONDecodeError as exc:
+            return None, f"{self.head_path} is not JSON: {exc}"
+        if (
+            not isinstance(head, dict)
+            or type(head.get("seq")) is not int
+            or not _HASH.fullmatch(str(head.get("hash")))
+        ):
+            return None, f'{self.head_path} is not {{"seq": <int>, "hash": <64 hex>}}: {head!r:.80}'
+        return head, None
+
+    def verify(self, anchors: Sequence[Anchor] = ()) -> Verification:
+        """The chain, its head, and every anchor seen outside the files."""
         problems: list[str] = []
+        notes: list[str] = []
         try:
             records = self.records()
         except AuditError as exc:
@@ -113,15 +159,57 @@ class AuditLog:
             if record.get("hash") != _digest(record):
                 problems.append(f"{where}: contents edited, hash does not match")
             previous = record.get("hash", "")
-        head = json.loads(self.head_path.read_text()) if self.head_path.exists() else None
-        if head is None and records:
+        head, bad_head = self._head()
+        confirmed = head["seq"] + 1 if head else 0
+        if bad_head:
+            problems.append(bad_head)
+        elif len(records) == confirmed + 1 and (
+            head is None or head["hash"] == records[-2].get("hash")
+        ):
+            notes.append(
+                f"{self.path}:{len(records)} is past the head (a writer stopped between the "
+                "record and the head); it verifies, and the next append confirms it"
+            )
+        elif head is None and records:
             problems.append(f"{self.head_path} is missing")
         elif head is not None and (head["seq"] != len(records) - 1 or head["hash"] != previous):
             problems.append(
                 f"{self.head_path} says {head['seq'] + 1} records ending {head['hash'][:12]}, "
                 f"the log has {len(records)} ending {previous[:12]}: records were deleted"
             )
-        return Verification(len(records), previous, tuple(problems))
+        problems += self._against(records, anchors)
+        return Verification(len(records), previous, tuple(problems), tuple(notes), len(anchors))
+
+    def _against(self, records: list[dict], anchors: Sequence[Anchor]) -> list[str]:
+        """An anchored head must be in the log, unchanged; at most one record may follow the
+        last anchor (a run that died before anchoring it)."""
+        if not anchors:
+            return []
+        out = []
+        beyond = [a for a in anchors if a.seq >= len(records)]
+        if beyond:
+            last = max(beyond, key=lambda a: a.seq)
+            out.append(
+                f"{last.where} anchored record {last.seq} ending {last.hash[:12]}, but "
+                f"{self.path} has {len(records)} records: records were deleted"
+            )
+        changed = sorted(
+            (a for a in anchors if a.seq < len(records) and records[a.seq].get("hash") != a.hash),
+            key=lambda a: a.seq,
+        )
+        if changed:
+            first = changed[0]
+            out.append(
+                f"{self.path}:{first.seq + 1} differs from the record {first.where} anchored "
+                f"(hash {first.hash[:12]}): the log was rewritten"
+            )
+        newest = max(a.seq for a in anchors)
+        if len(records) - 1 - newest > 1:
+            out.append(
+                f"{self.path} records {newest + 1}..{len(records) - 1} are anchored nowhere "
+                "(not in the Dagster event log, not in MLflow): written outside tradeops"
+            )
+        return out
 
     def history(self, action: str | None = None) -> list[dict]:
         return [r for r in self.records() if action is None or r["action"] == action]

@@ -44,7 +44,8 @@ class Authority:
         )
 
     def to_dict(self) -> dict:
-        return {
+        """Plain values only (a bento's metadata takes no None): what does not apply is left out."""
+        full = {
             "version": self.version,
             "kind": "override" if self.overridden else "gate",
             "move_seq": self.move["seq"],
@@ -54,6 +55,7 @@ class Authority:
             "report_sha256": (self.gate or {}).get("details", {}).get("report_sha256"),
             "reason": self.move["details"].get("reason"),
         }
+        return {k: v for k, v in full.items() if v is not None}
 
 
 def authority(records: list[dict], alias_version: str | None) -> Authority:

@@ -32,7 +32,8 @@ def authorised(context: dg.AssetExecutionContext, version: str | None, stage: st
         notifier.alert(BYPASS, f"{stage} of tradeops-policy v{version} refused", {"why": str(exc)})
         raise dg.Failure(
             f"refusing to {stage} v{version}: {exc}. To put it live anyway, a person records "
-            f"an override: tradeops override --version {version} --reason '...'"
+            f"an override: tradeops override --version {version} --reason '...'",
+            allow_retries=False,  # a refusal is a verdict, not a flaky I/O call
         ) from exc
 
 
