@@ -201,12 +201,16 @@ def test_a_gate_decision_survives_its_json_and_reads_as_a_table():
     )
     assert promotion.GateDecision.from_dict(promoted.to_dict()).verdict.passed is True
     row = next(r for r in table if r.startswith("| held_out_sharpe_vs_buy_and_hold "))
-    assert row.startswith("| held_out_sharpe_vs_buy_and_hold | 0.4000 | 0.9000 | FAIL | ")
+    assert row.startswith("| held_out_sharpe_vs_buy_and_hold | 0.40 | 0.90 | FAIL | ")
     assert next(c.name for c in decision.verdict.failed) == "held_out_sharpe_vs_buy_and_hold"
     alone = copy.deepcopy(GOOD) | {"champion_version": None}
     del alone["held_out"]["champion"]
     first = judge(alone, GateCriteria())
-    assert "| held_out_sharpe_vs_champion | n/a | n/a | pass |" in first.markdown()
+    assert "| held_out_sharpe_vs_champion | n/a | n/a | not applicable |" in first.markdown()
+    shown = {r.split(" | ")[0][2:]: r.split(" | ")[1:4] for r in first.markdown().splitlines()[2:]}
+    assert shown["walk_forward_win_rate"][:2] == ["67%", "50%"]  # 2 of 3 folds
+    assert shown["max_drawdown"][1] == "25.00%"
+    assert shown["turnover"][1] == "260.0x/yr (1.03x/day)"
 
 
 def test_every_criterion_states_its_figure_its_threshold_and_why_in_words():
@@ -252,4 +256,8 @@ def test_every_criterion_states_its_figure_its_threshold_and_why_in_words():
     first = copy.deepcopy(GOOD) | {"champion_version": None}
     del first["held_out"]["champion"]
     (alone,) = [c for c in judge(first, GateCriteria()).criteria if "champion" in c.name]
-    assert alone.why == "no champion yet: the first policy is judged against the baselines only"
+    assert alone.why == (
+        "vs champion: not applicable (no champion yet); the first policy is judged against "
+        "the baselines only"
+    )
+    assert alone.verdict == "not applicable"

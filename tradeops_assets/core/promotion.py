@@ -12,6 +12,7 @@ silently.
 from dataclasses import asdict, dataclass
 
 from tradeops_assets.core.backtest import BASELINES, CHALLENGER, CHAMPION
+from tradeops_assets.core.display import figure
 from tradeops_assets.core.summary import BacktestSummary
 
 
@@ -31,6 +32,13 @@ class Criterion:
     threshold: float | None
     passed: bool
     why: str
+
+    @property
+    def verdict(self) -> str:
+        """'not applicable' when there was nothing to judge: never dressed up as a pass."""
+        if self.value is None:
+            return "not applicable"
+        return "pass" if self.passed else "FAIL"
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,8 @@ class Verdict:
     def markdown(self) -> str:
         lines = ["| criterion | value | threshold | verdict | why |", "|---|---|---|---|---|"]
         for c in self.criteria:
-            value = "n/a" if c.value is None else f"{c.value:.4f}"
-            threshold = "n/a" if c.threshold is None else f"{c.threshold:.4f}"
-            verdict = "pass" if c.passed else "FAIL"
-            lines.append(f"| {c.name} | {value} | {threshold} | {verdict} | {c.why} |")
+            value, threshold = figure(c.name, c.value), figure(c.name, c.threshold)
+            lines.append(f"| {c.name} | {value} | {threshold} | {c.verdict} | {c.why} |")
         return "\n".join(lines)
 
 
@@ -105,7 +111,8 @@ def judge(summary: BacktestSummary, criteria: GateCriteria) -> Verdict:
                 None,
                 None,
                 True,
-                "no champion yet: the first policy is judged against the baselines only",
+                "vs champion: not applicable (no champion yet); the first policy is judged "
+                "against the baselines only",
             )
         )
     folds = summary.folds

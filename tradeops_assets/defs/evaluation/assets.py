@@ -6,6 +6,7 @@ from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, Poli
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import backtest, evaluation
+from tradeops_assets.core.display import figure
 from tradeops_assets.core.governance import ALIAS_MOVE, CHAMPION_MOVES
 from tradeops_assets.defs import plots
 from tradeops_assets.defs.evaluation import render
@@ -82,19 +83,20 @@ def backtest_report(
         {f"backtest_sharpe_{s}": m["sharpe"] for s, m in report.metrics.items()},
     )
     fold_sharpes = [f.sharpe[backtest.CHALLENGER] for f in report.folds]
+    held = report.held_out
+    independent = sum(render.independence(f, held) == "yes" for f in report.folds)
     mine = report.challenger
     return dg.MaterializeResult(
         metadata={
             "challenger_version": challenger_version,
             "champion_version": champion_version or "none yet",
             "held_out_window": str(report.held_out),
-            "sharpe": mine["sharpe"],
-            "max_drawdown": mine["max_drawdown"],
-            "turnover": mine["turnover"],
-            "walk_forward_sharpe_mean": sum(fold_sharpes) / len(fold_sharpes),
-            "walk_forward_sharpe_min": min(fold_sharpes),
+            **{k: figure(k, mine[k]) for k in ("sharpe", "max_drawdown", "turnover", "bars")},
+            "walk_forward_sharpe_mean": figure("sharpe", sum(fold_sharpes) / len(fold_sharpes)),
+            "walk_forward_sharpe_min": figure("sharpe", min(fold_sharpes)),
+            "walk_forward_independent_folds": f"{independent} of {len(report.folds)}",
             "metrics": dg.MetadataValue.md(render.metrics_markdown(result)),
-            "walk_forward": dg.MetadataValue.md(render.folds_markdown(report.folds)),
+            "walk_forward": dg.MetadataValue.md(render.folds_markdown(report.folds, held)),
             "plots": dg.MetadataValue.md(plots.markdown(images)),
             REPORT_LOCATION: dg.MetadataValue.path(stored.location),
             "html_report": dg.MetadataValue.path(stored.html),

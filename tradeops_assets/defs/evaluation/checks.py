@@ -4,6 +4,7 @@ from resources.audit import AuditTrail
 from resources.notifier import REFUSED, Notifier
 from resources.reports import ReportStore
 from tradeops_assets.core import promotion
+from tradeops_assets.core.display import figure
 from tradeops_assets.core.promotion import GateDecision
 from tradeops_assets.defs.evaluation.config import GateConfig
 from tradeops_assets.defs.lineage import latest_report
@@ -15,8 +16,9 @@ from tradeops_assets.keys import BACKTEST_REPORT, PROMOTION_GATE
     name=PROMOTION_GATE,
     blocking=True,
     required_resource_keys={"audit", "reports", "notifier"},
-    description="The challenger beats the champion and every baseline out of sample, "
-    "across seeds and walk-forward folds, inside drawdown and turnover limits.",
+    description="The challenger beats the champion and every baseline on the held-out "
+    "window, its recipe beats the best baseline in enough walk-forward folds (each of the "
+    "recipe's seeds, one by default), and it stays inside drawdown and turnover limits.",
 )
 def promotion_gate(
     context: dg.AssetCheckExecutionContext, config: GateConfig
@@ -57,7 +59,11 @@ def promotion_gate(
             "criteria": dg.MetadataValue.md(decision.verdict.markdown()),
             **{
                 c.name: dg.MetadataValue.json(
-                    {"value": c.value, "threshold": c.threshold, "passed": c.passed}
+                    {
+                        "value": figure(c.name, c.value),
+                        "threshold": figure(c.name, c.threshold),
+                        "verdict": c.verdict,
+                    }
                 )
                 for c in decision.verdict.criteria
             },

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from tradeops_assets.core import display
 from tradeops_assets.core.backtest import CHALLENGER, METRICS, PORTFOLIO, Backtest
 from tradeops_assets.core.summary import BacktestSummary, FoldResult
+from tradeops_assets.core.windows import Window
 from tradeops_assets.defs.plots import figure, png
 
 SHOWN = ("sharpe", "sortino", "total_return", "annualised_return", "volatility", "max_drawdown")
-PERCENT = {"total_return", "annualised_return", "volatility", "max_drawdown", "hit_rate"}
 
 
 def plots(result: Backtest) -> dict[str, str]:
@@ -39,30 +40,35 @@ def plots(result: Backtest) -> dict[str, str]:
     return out
 
 
-def _cell(name: str, value: float) -> str:
-    return f"{value:.2%}" if name in PERCENT else f"{value:.3f}"
-
-
 def metrics_markdown(result: Backtest, columns=METRICS) -> str:
     rows = result.metrics.filter(pl.col("symbol") == PORTFOLIO)
     lines = ["| strategy | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows.iter_rows(named=True):
-        cells = " | ".join(_cell(c, row[c]) for c in columns)
+        cells = " | ".join(display.figure(c, row[c]) for c in columns)
         lines.append(f"| {row['strategy']} | {cells} |")
     return "\n".join(lines)
 
 
-def folds_markdown(folds: tuple[FoldResult, ...]) -> str:
+def independence(fold: FoldResult, held_out: Window) -> str:
+    """A fold whose test bars include held-out bars is not independent evidence of them."""
+    if fold.test.last < held_out.first or fold.test.first > held_out.last:
+        return "yes"
+    return "no: re-tests held-out bars"
+
+
+def folds_markdown(folds: tuple[FoldResult, ...], held_out: Window) -> str:
     if not folds:
         return "no walk-forward folds"
     strategies = list(folds[0].sharpe)
     lines = [
-        "| fold | seed | test window | " + " | ".join(f"Sharpe {s}" for s in strategies) + " |",
-        "|---" * (len(strategies) + 3) + "|",
+        "| fold | seed | test window | independent of held-out | "
+        + " | ".join(f"Sharpe {s}" for s in strategies)
+        + " |",
+        "|---" * (len(strategies) + 4) + "|",
     ]
     for f in folds:
-        cells = " | ".join(f"{f.sharpe[s]:.3f}" for s in strategies)
-        lines.append(f"| {f.fold} | {f.seed} | {f.test} | {cells} |")
+        cells = " | ".join(display.figure("sharpe", f.sharpe[s]) for s in strategies)
+        lines.append(f"| {f.fold} | {f.seed} | {f.test} | {independence(f, held_out)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -75,14 +81,14 @@ def html_report(
     body = "".join(
         "<tr>"
         + f"<td>{html.escape(r['strategy'])}</td>"
-        + "".join(f"<td>{_cell(c, r[c])}</td>" for c in METRICS)
+        + "".join(f"<td>{display.figure(c, r[c])}</td>" for c in METRICS)
         + "</tr>"
         for r in rows.iter_rows(named=True)
     )
     fold_rows = "".join(
         f"<tr><td>{f.fold}</td><td>{f.seed}</td><td>{html.escape(str(f.train))}</td>"
-        f"<td>{html.escape(str(f.test))}</td>"
-        + "".join(f"<td>{s}: {v:.3f}</td>" for s, v in f.sharpe.items())
+        f"<td>{html.escape(str(f.test))}</td><td>{independence(f, summary.held_out)}</td>"
+        + "".join(f"<td>{s}: {display.figure('sharpe', v)}</td>" for s, v in f.sharpe.items())
         + "</tr>"
         for f in summary.folds
     )
@@ -111,6 +117,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
 <h2>Lineage</h2><table>{lineage}</table>
 <h2>Held-out window, equal-weight portfolio</h2><table><tr>{head}</tr>{body}</table>
 <h2>Walk-forward folds</h2><table><tr><th>fold</th><th>seed</th><th>trained on</th>
-<th>tested on</th><th colspan="{strategies}">Sharpe</th></tr>{fold_rows}</table>
+<th>tested on</th><th>independent of held-out</th><th colspan="{strategies}">Sharpe</th></tr>
+{fold_rows}</table>
 <h2>Plots</h2>{pictures}</body></html>
 """
