@@ -36,6 +36,9 @@ class Deployment:
     symbol_calendars: tuple[tuple[str, str], ...] = ()
     alert_webhook: bool = False
     """Whether TRADEOPS_ALERT_WEBHOOK is set; the URL itself is a secret read by dg.EnvVar."""
+    dagster_ui: str = "http://127.0.0.1:3001"
+    mlflow_ui: str = "http://127.0.0.1:5000"
+    """Where people open the two UIs: the base of the links each tool shows to the other."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -57,6 +60,9 @@ class Deployment:
             calendar=env.get("TRADEOPS_MARKET_CALENDAR") or AUTO,
             symbol_calendars=_pairs(env, "TRADEOPS_SYMBOL_CALENDARS"),
             alert_webhook=bool(env.get(ALERT_WEBHOOK_ENV)),
+            dagster_ui=env.get("TRADEOPS_DAGSTER_UI_URL")
+            or f"http://127.0.0.1:{env.get('TRADEOPS_UI_PORT', '3001')}",
+            mlflow_ui=env.get("TRADEOPS_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
         )
 
     @property

@@ -26,7 +26,11 @@ def local_resources(deployment: Deployment) -> dict:
         ),
         "datasets": DatasetStore(root=str(deployment.datasets_root), remote=deployment.dvc_remote),
         "mlflow": mlflow_resource(deployment.mlflow_uri, deployment.mlflow_artifacts),
-        "registry": PolicyRegistry(tracking_uri=deployment.mlflow_uri),
+        "registry": PolicyRegistry(
+            tracking_uri=deployment.mlflow_uri,
+            ui_url=deployment.mlflow_ui,
+            dagster_ui_url=deployment.dagster_ui,
+        ),
         "training": TrainingWorkspace(root=str(deployment.home / "training")),
         "reports": ReportStore(root=str(deployment.home / "reports")),
         "audit": AuditTrail(

@@ -80,6 +80,35 @@ class PolicyRegistry(dg.ConfigurableResource):
     """The registry's versions and aliases, and the runs that made them."""
 
     tracking_uri: str
+    ui_url: str = ""
+    """The MLflow UI people open; links in the Dagster UI point into it."""
+    dagster_ui_url: str = ""
+    """The Dagster UI; MLflow runs carry a link back to the Dagster run that made them."""
+
+    def describe_run(self, run_id: str, name: str, description: str, dagster_run_id: str) -> None:
+        """A name and a description people can read in the MLflow UI, and the way back."""
+        client = self.client()
+        client.set_tag(run_id, "mlflow.runName", name)
+        client.set_tag(run_id, "mlflow.note.content", description)
+        client.set_tag(run_id, "dagster_run_id", dagster_run_id)
+        client.set_tag(run_id, "dagster_run_url", f"{self.dagster_ui_url}/runs/{dagster_run_id}")
+
+    def run_link(self, run_id: str) -> dg.MetadataValue:
+        """The MLflow run's page, as a link the Dagster UI shows."""
+        run = self.client().get_run(run_id)
+        return dg.MetadataValue.url(
+            f"{self.ui_url}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+        )
+
+    def version_link(self, version: str) -> dg.MetadataValue:
+        return dg.MetadataValue.url(f"{self.ui_url}/#/models/{REGISTERED_MODEL}/versions/{version}")
+
+    def describe_version(self, version: str, description: str, tags: dict[str, str]) -> None:
+        """What the MLflow UI shows on the model version: why it exists and what it is."""
+        client = self.client()
+        client.update_model_version(REGISTERED_MODEL, version, description=description)
+        for key, value in tags.items():
+            client.set_model_version_tag(REGISTERED_MODEL, version, key, str(value))
 
     def client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -143,6 +172,11 @@ class PolicyRegistry(dg.ConfigurableResource):
 
     def move_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(REGISTERED_MODEL, alias, version)
+
+    def log_gate(self, run_id: str, gate_file: Path, version: str, verdict: str) -> None:
+        """The gate's record beside the backtest in the run, its verdict on the version."""
+        self.client().log_artifact(run_id, str(gate_file), "backtest")
+        self.client().set_model_version_tag(REGISTERED_MODEL, version, "gate_verdict", verdict)
 
     def log_report(self, run_id: str, files: list[Path], metrics: dict[str, float]) -> None:
         """Keeps a backtest's files and headline figures in the run that trained the policy."""

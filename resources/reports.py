@@ -59,15 +59,16 @@ class ReportStore(dg.ConfigurableResource):
         folder = Path(location).parent
         return [
             folder / name
-            for name in (REPORT_JSON, REPORT_HTML, GATE_JSON)
+            for name in (REPORT_JSON, REPORT_HTML, GATE_JSON, LEDGER)
             if (folder / name).exists()
         ]
 
-    def write_gate(self, location: str, decision: GateDecision) -> None:
+    def write_gate(self, location: str, decision: GateDecision) -> Path:
         target = Path(location).with_name(GATE_JSON)
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(decision.to_dict(), indent=2, sort_keys=True))
         tmp.replace(target)
+        return target
 
     def read_gate(self, location: str) -> GateDecision | None:
         path = Path(location).with_name(GATE_JSON)

@@ -3,6 +3,7 @@
 import getpass
 import json
 import re
+from datetime import datetime, timedelta
 
 import dagster as dg
 import mlflow
@@ -38,14 +39,14 @@ def aliases(pipe) -> dict[str, str]:
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
-def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pipeline):
+def test_worse_is_refused_better_is_promoted_and_the_audit_log_shows_it(make_pipeline, tmp_path):
     with Receiver() as receiver:
         pipe = make_pipeline(DEFAULT_SOURCE)
         pipe.extra_env["TRADEOPS_ALERT_WEBHOOK"] = receiver.url
-        promote_refuse_promote(pipe, receiver)
+        promote_refuse_promote(pipe, receiver, tmp_path)
 
 
-def promote_refuse_promote(pipe, receiver) -> None:
+def promote_refuse_promote(pipe, receiver, tmp_path) -> None:
     first = pipe.tradeops("demo")  # the first policy: judged against the baselines only
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert aliases(pipe) == {"challenger": "1", "champion": "1"}
@@ -95,6 +96,8 @@ def promote_refuse_promote(pipe, receiver) -> None:
     first_bento = pipe.materializations("policy_bento")[-1].asset_materialization.metadata
     assert deployed["previous_bento_tag"].value == first_bento["bento_tag"].value
 
+    one_trail_across_tools(pipe)
+
     verified = pipe.tradeops("audit", "verify")
     assert verified.returncode == 0, verified.stderr
     # gate, move, deploy intent + deploy; the restart's intent + deploy; gate (refused);
@@ -110,6 +113,7 @@ def promote_refuse_promote(pipe, receiver) -> None:
 
     around_the_gate(pipe, receiver)
     anchored_outside_the_files(pipe)
+    what_was_live(pipe, tmp_path)
 
     log = pipe.home / "audit" / "audit.jsonl"
     lines = log.read_text().splitlines()
@@ -192,3 +196,73 @@ def anchored_outside_the_files(pipe) -> None:
     assert "anchored record" in cut.stderr
     for name, content in kept.items():
         (audit / name).write_bytes(content)
+
+
+def one_trail_across_tools(pipe) -> None:
+    """Dagster links to the MLflow run and model version; MLflow names the run, links back
+    to the Dagster run, and keeps the gate's record and the ledger beside the backtest."""
+    store = f"sqlite:///{pipe.home / 'mlflow' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    trained = pipe.materializations("trained_policy")[0]
+    meta = trained.asset_materialization.metadata
+    run_id = meta["mlflow_run_id"].value
+    assert isinstance(meta["mlflow_run"], dg.UrlMetadataValue)
+    assert meta["mlflow_run"].value.endswith(f"/runs/{run_id}")
+    assert meta["mlflow_model_version"].value.endswith("/#/models/tradeops-policy/versions/3")
+    run = client.get_run(run_id)
+    assert run.data.tags["mlflow.runName"] == f"trained_policy v3 (user:{getpass.getuser()})"
+    assert run.data.tags["dagster_run_url"].endswith(f"/runs/{trained.run_id}")
+    assert "PPO" in run.data.tags["mlflow.note.content"]
+    shipped = {a.path for a in client.list_artifacts(run_id, "backtest")}
+    assert {"backtest/gate.json", "backtest/ledger.parquet", "backtest/report.html"} <= shipped
+    verdicts = {
+        v: client.get_model_version("tradeops-policy", v).tags["gate_verdict"] for v in "23"
+    }
+    assert verdicts == {"2": "refused", "3": "passed"}
+    version = client.get_model_version("tradeops-policy", "3")
+    assert version.description.startswith(f"Challenger from Dagster run {trained.run_id}")
+    assert version.tags["data_version"] == meta["data_version"].value
+    for asset in ("backtest_report", "champion_policy", "policy_bento", "policy_deployment"):
+        shown = pipe.materializations(asset)[0].asset_materialization.metadata
+        assert shown["mlflow_model_version"].value.endswith("/versions/3"), asset
+
+
+def what_was_live(pipe, tmp_path) -> None:
+    """`audit export --at` between two deployments names the first; after, the second;
+    each record complete; `--bento` finds the same one."""
+    records = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
+    deploys = [r for r in records if r["action"] == "deploy"]
+    first, third = deploys[0]["details"], deploys[-2]["details"]  # v1, then v3 (v2 is last)
+    since = datetime.fromisoformat(third["since"])
+    cases = {"1": since - timedelta(seconds=1), "3": since + timedelta(microseconds=1)}
+    for version, moment in cases.items():
+        out = tmp_path / f"live-{version}.json"
+        done = pipe.tradeops("audit", "export", "--at", moment.isoformat(), "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        live = json.loads(out.read_text())
+        assert live["model_version"] == version
+        assert live["bento_tag"] == (first if version == "1" else third)["bento_tag"]
+        assert live["deployed_by"].startswith("user:")
+        assert live["signing_key_id"]
+        assert live["gate_verdict"]["passed"] is True
+        assert live["gate_verdict"]["challenger_version"] == version
+        assert live["backtest"]["report_sha256"] == live["gate_verdict"]["report_sha256"]
+        assert live["backtest"]["gate_criteria"]["criteria"]
+        assert "sharpe" in live["backtest"]["metrics"]["challenger"]
+        recipe = live["training_recipe"]
+        assert recipe["seeds"]
+        assert recipe["train_window"]["first"] < recipe["train_window"]["last"]
+        assert live["data_version"] == recipe["data_version"]
+        assert live["months_dvc_md5"]
+        assert all(len(md5) == 32 for md5 in live["months_dvc_md5"].values())
+        assert live["weights_hash"]
+        assert live["git_commit"]
+        assert {"torch", "stable-baselines3", "mlflow", "bentoml"} <= set(live["library_versions"])
+        assert live["audit_chain"]["intact"] is True
+        assert live["bento_tag"] in out.with_suffix(".html").read_text()
+    assert json.loads((tmp_path / "live-3.json").read_text())["replaced"] == first["bento_tag"]
+    by_tag = pipe.tradeops("audit", "export", "--bento", third["bento_tag"])
+    assert json.loads(by_tag.stdout)["model_version"] == "3"
+    early = pipe.tradeops("audit", "export", "--at", "2000-01-01T00:00:00Z")
+    assert early.returncode == 2
+    assert "nothing was serving at 2000-01-01T00:00:00+00:00" in early.stderr

@@ -102,6 +102,8 @@ def backtest_report(
             "html_report": dg.MetadataValue.path(stored.html),
             "report_sha256": stored.sha256,
             "mlflow_run_id": challenger.run_id,
+            "mlflow_run": registry.run_link(challenger.run_id),
+            "mlflow_model_version": registry.version_link(challenger_version),
             **lineage_metadata(
                 config=config.model_dump(),
                 upstream={MARKET_FEATURES: md5s["full"], TRAINED_POLICY: challenger_version},
@@ -165,6 +167,7 @@ def champion_policy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         data_version=dg.DataVersion(f"v{to_version}"),
         metadata={
             "champion_version": to_version,
+            "mlflow_model_version": registry.version_link(to_version),
             "previous_champion": from_version or "none (first promotion)",
             **who(context),
             "reason": gate.reason,

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from resources.audit import AuditTrail
+from resources.mlflow_policy import PolicyRegistry
 from resources.notifier import REFUSED, Notifier
 from resources.reports import ReportStore
 from tradeops_assets.core import promotion
@@ -15,7 +16,7 @@ from tradeops_assets.keys import BACKTEST_REPORT, PROMOTION_GATE
     asset=BACKTEST_REPORT,
     name=PROMOTION_GATE,
     blocking=True,
-    required_resource_keys={"audit", "reports", "notifier"},
+    required_resource_keys={"audit", "reports", "notifier", "registry"},
     description="The challenger beats the champion and every baseline on the held-out "
     "window, its recipe beats the best baseline in enough walk-forward folds (each of the "
     "recipe's seeds, one by default), and it stays inside drawdown and turnover limits.",
@@ -40,7 +41,10 @@ def promotion_gate(
         PROMOTION_GATE,
         {k: v for k, v in recorded.items() if k != "criteria"},
     )
-    store.write_gate(location, decision)
+    gate_file = store.write_gate(location, decision)
+    registry: PolicyRegistry = context.resources.registry
+    verdict = "passed" if decision.passed else "refused"
+    registry.log_gate(report.challenger_run_id, gate_file, report.challenger_version, verdict)
     context.log.info(decision.reason)
     if not decision.passed:
         notifier: Notifier = context.resources.notifier

@@ -91,6 +91,8 @@ def policy_bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             **built,
             "policy_version": version,
+            "mlflow_model_version": registry.version_link(version),
+            "mlflow_run": registry.run_link(champion.run_id),
             "authority": authority.describe(),
             **who(context),
             "lineage": dg.MetadataValue.json(lineage),
@@ -172,6 +174,8 @@ def policy_deployment(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             "bento_pid": record["bento_pid"],
             "front_door_pid": record["front_door_pid"],
             "signing_key_id": record["signing_key_id"],
+            "policy_version": str(built["policy_version"]),
+            "mlflow_model_version": registry.version_link(authority.version),
             "authority": authority.describe(),
             **who(context),
             **lineage_metadata(config={}, upstream={POLICY_BENTO: built["bento_tag"]}),

@@ -2,9 +2,10 @@ from dataclasses import replace
 
 import dagster as dg
 
+from resources.audit import actor_of
 from resources.datasets import DatasetStore
 from resources.market_data import MarketDataResource
-from resources.mlflow_policy import REGISTERED_MODEL
+from resources.mlflow_policy import REGISTERED_MODEL, PolicyRegistry
 from resources.tracking import TrainingRun, TrainingWorkspace
 from tradeops_assets.core import drift, training, windows
 from tradeops_assets.core.backtest import TradedPolicy
@@ -19,7 +20,7 @@ from tradeops_assets.keys import MARKET_FEATURES, TRAINED_POLICY, TRAINING_GROUP
     group_name=TRAINING_GROUP,
     deps=[MARKET_FEATURES],
     # dagster-mlflow's resource is a legacy one, so all resources come by key here.
-    required_resource_keys={"mlflow", "datasets", "training", "market_data"},
+    required_resource_keys={"mlflow", "datasets", "training", "market_data", "registry"},
     retry_policy=dg.RetryPolicy(max_retries=2),
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pytorch", "mlflow"},
@@ -88,10 +89,33 @@ def trained_policy(
     model_uri, version = run.register(sweep, registered, reference)
     run_id = run.run_id
     run.finish()
+    registry: PolicyRegistry = context.resources.registry
+    actor = actor_of(context)
+    recipe = (
+        f"{base.algorithm.value} {best.result.timesteps:,} steps, seed {best.seed} of "
+        f"{list(config.seeds)}, trained {train_window}"
+    )
+    registry.describe_run(
+        run_id,
+        name=f"trained_policy v{version} ({actor})",
+        description=(
+            f"Dagster asset trained_policy, run {context.run_id}, started by {actor}: {recipe}; "
+            f"features {data_version}. Registered as {REGISTERED_MODEL} v{version} "
+            "(alias challenger); the backtest and the gate's record land in backtest/."
+        ),
+        dagster_run_id=context.run_id,
+    )
+    registry.describe_version(
+        version,
+        f"Challenger from Dagster run {context.run_id} ({actor}): {recipe}.",
+        {"data_version": data_version, "recipe": recipe, "gate_verdict": "not judged yet"},
+    )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(best.result.weights_hash[:32]),
         metadata={
             "mlflow_run_id": run_id,
+            "mlflow_run": registry.run_link(run_id),
+            "mlflow_model_version": registry.version_link(version),
             "mlflow_model_uri": model_uri,
             "registered_model": f"{REGISTERED_MODEL} v{version} (alias challenger)",
             "weights_hash": best.result.weights_hash,
