@@ -119,6 +119,9 @@ class PolicyRegistry(dg.ConfigurableResource):
         except MlflowException:
             return None
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client().get_run(run_id).data.tags.get(key)
+
     def exists(self, version: str) -> bool:
         try:
             self.client().get_model_version(REGISTERED_MODEL, version)

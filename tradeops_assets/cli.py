@@ -366,6 +366,36 @@ def restore(deployment: Deployment, md5: str, out: Path) -> None:
     print(f"restored {md5} -> {path}")
 
 
+def live_export(deployment: Deployment, at: str | None, bento: str | None, out: Path | None) -> int:
+    """``audit export --at`` / ``--bento``: what was serving, and everything that put it there."""
+    from tradeops_assets import provenance
+
+    found = _resources(deployment)
+    trail = found["audit"]
+    records = trail.records()
+    moment = provenance.parse_moment(at) if at else None
+    deploy = provenance.deploy_serving(records, moment, bento)
+    with _instance(deployment) as instance:
+        record = provenance.live_record(
+            records, deploy, instance, found["registry"], found["reports"]
+        )
+        check = trail.verify(trail.anchors(instance))
+    record["audit_chain"] = {"records": check.records, "head": check.head, "intact": check.ok}
+    text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        title = f"Serving {record['bento_tag']} (tradeops-policy v{record['model_version']})"
+        out.with_suffix(".html").write_text(provenance.as_html(record, title))
+        print(f"exported {out} and {out.with_suffix('.html')}", file=sys.stderr)
+    if not check.ok:
+        print(f"tradeops audit: WARNING, verification fails: {check.problems[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def audit(deployment: Deployment, action: str, out: Path | None) -> int:
     trail = _resources(deployment)["audit"]
     with _instance(deployment) as instance:
@@ -451,6 +481,45 @@ def override(deployment: Deployment, version: str, reason: str) -> None:
     )
 
 
+def reproduce(deployment: Deployment, version: str) -> int:
+    """Restores a policy's exact training data through DVC, retrains its recorded recipe and
+    seed, and compares the weights hash with the registered one: exit 0 only if equal."""
+    import tempfile
+
+    import polars as pl
+
+    from resources.mlflow_policy import REGISTERED_MODEL
+    from tradeops_assets.core import training
+    from tradeops_assets.core.errors import ConfigError
+
+    found = _resources(deployment)
+    registry, datasets = found["registry"], found["datasets"]
+    if not registry.exists(version):
+        raise ConfigError(f"{REGISTERED_MODEL} has no version {version!r}")
+    policy = registry.fetch(version)
+    recipe = policy.recipe
+    registered = registry.run_tag(policy.run_id, "weights_hash")
+    with tempfile.TemporaryDirectory(prefix="tradeops-reproduce-") as tmp:
+        path = datasets.restore(recipe.data_version, Path(tmp) / "data")
+        frame = pl.read_parquet(path)
+        print(
+            f"restored market_features {recipe.data_version} through DVC: {frame.height} rows; "
+            f"retraining {recipe.train.algorithm.value}, seed {recipe.train.seed}, "
+            f"{recipe.train.timesteps:,} steps on {recipe.train_window}",
+            flush=True,
+        )
+        result = training.train(frame, recipe.train, recipe.train_window, Path(tmp) / "train")
+    if result.weights_hash == registered:
+        print(f"reproduced {REGISTERED_MODEL} v{version}: weights hash {registered} (equal)")
+        return 0
+    print(
+        f"NOT reproduced: {REGISTERED_MODEL} v{version} registered weights hash {registered}, "
+        f"retrained {result.weights_hash}",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
 def serve(deployment: Deployment, stop: bool) -> int:
     """``make serve``: the deployed bento in the foreground, or stop the background one."""
     from resources.serving import BENTOML, alive
@@ -520,8 +589,19 @@ def main(argv: list[str] | None = None) -> int:
         dest="action", required=True
     )
     aud.add_parser("verify", help="recompute the chain; exit 1 on any edit or deletion")
-    exp = aud.add_parser("export", help="every record as JSON lines, chain hashes included")
+    exp = aud.add_parser(
+        "export",
+        help="every record as JSON lines, chain hashes included; with --at or --bento, the "
+        "full record of what was serving (JSON, and an HTML page beside --out)",
+    )
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    which = exp.add_mutually_exclusive_group()
+    which.add_argument("--at", help="a moment, ISO 8601 (naive = UTC): what was serving then")
+    which.add_argument("--bento", help="a bento tag: the record of its deployment")
+    rep = sub.add_parser(
+        "reproduce", help="retrain a registered policy from its DVC data and recipe; same hash?"
+    )
+    rep.add_argument("--policy", required=True, help="the registered model version")
     ovr = sub.add_parser(
         "override", help="make a version champion without the gate: recorded and alerted"
     )
@@ -542,12 +622,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             return serve(deployment, args.stop)
         elif args.command == "audit":
+            if getattr(args, "at", None) or getattr(args, "bento", None):
+                return live_export(deployment, args.at, args.bento, args.out)
             return audit(deployment, args.action, getattr(args, "out", None))
         elif args.command == "train":
             timesteps = args.timesteps or TrainConfig().timesteps
             train(deployment, timesteps, [int(x) for x in args.seeds.split(",")])
         elif args.command == "init":
             init(deployment)
+        elif args.command == "reproduce":
+            return reproduce(deployment, args.policy)
         elif args.command == "override":
             override(deployment, args.version, args.reason)
         elif args.command == "ui":

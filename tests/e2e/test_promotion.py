@@ -114,6 +114,11 @@ def promote_refuse_promote(pipe, receiver, tmp_path) -> None:
     around_the_gate(pipe, receiver)
     anchored_outside_the_files(pipe)
     what_was_live(pipe, tmp_path)
+    again = pipe.tradeops("reproduce", "--policy", "1")  # the demo's policy, from DVC
+    assert again.returncode == 0, again.stdout + again.stderr
+    trained = pipe.materializations("trained_policy")[-1].asset_materialization.metadata
+    assert f"weights hash {trained['weights_hash'].value} (equal)" in again.stdout
+    assert "restored market_features" in again.stdout
 
     log = pipe.home / "audit" / "audit.jsonl"
     lines = log.read_text().splitlines()

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import BIN, REPO
 from tradeops_assets.cli import MODULE
-from tradeops_assets.keys import CHAIN, FEATURE_DRIFT_CHECK, MONITORING
+from tradeops_assets.keys import AUDIT_TRAIL, CHAIN, FEATURE_DRIFT_CHECK, MONITORING
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def webserver(pipe):
-    port = free_port()
+    port = int(pipe.extra_env.get("TRADEOPS_UI_PORT") or free_port())
     server = subprocess.Popen(
         [str(BIN / "dagster-webserver"), "-m", MODULE, "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
@@ -70,6 +71,48 @@ def webserver(pipe):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def mlflow_ui(pipe):
+    """The MLflow UI on the port the pipeline's links name, over the pipeline's own store."""
+    url = pipe.extra_env["TRADEOPS_MLFLOW_UI_URL"]
+    port = url.rsplit(":", 1)[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        server = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{pipe.home / 'mlflow' / 'mlflow.db'}",
+                "--default-artifact-root",
+                (pipe.home / "mlflow" / "artifacts").as_uri(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--workers",
+                "1",
+            ],
+            cwd=scratch,
+            env={**pipe.env, "MLFLOW_TRACKING_URI": ""},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/health", timeout=2)
+                    break
+                except OSError:
+                    assert server.poll() is None, "mlflow server exited during start-up"
+                    assert time.monotonic() < deadline, "mlflow server did not come up"
+                    time.sleep(1)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def graphql(base: str, query: str) -> dict:
@@ -106,6 +149,8 @@ def demo_pipeline(tmp_path_factory):
     pipe = Pipeline(
         new_home(tmp_path_factory.mktemp("ui")), "synthetic:symbols=2,bars=700,seed=4,reversal=0.5"
     )
+    pipe.extra_env["TRADEOPS_MLFLOW_UI_URL"] = f"http://127.0.0.1:{free_port()}"
+    pipe.extra_env["TRADEOPS_UI_PORT"] = str(free_port())  # the links MLflow runs carry back
     done = pipe.tradeops("demo")
     try:
         assert done.returncode == 0, done.stderr[-2000:]
@@ -118,7 +163,7 @@ def test_ui_serves_the_lineage_checks_and_metadata_auditors_read(demo_pipeline):
     with webserver(demo_pipeline) as base:
         nodes = graphql(base, LINEAGE_QUERY)["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(by_key) == set(CHAIN) | set(MONITORING)
+    assert set(by_key) == set(CHAIN) | set(MONITORING) | {AUDIT_TRAIL}
     assert {by_key[k]["groupName"] for k in MONITORING} == {"monitoring"}
     assert by_key["champion_policy"]["dependencyKeys"] == [{"path": ["backtest_report"]}]
     (gate,) = by_key["backtest_report"]["assetChecksOrError"]["checks"]
@@ -193,3 +238,30 @@ def test_browser_shows_the_automations_and_the_feature_drift_plot(demo_pipeline)
     assert markdown["market_drift"].startswith("| feature | PSI | KS | Wasserstein |")
     assert "plots" in drift_page
     assert FEATURE_DRIFT_CHECK in checks
+
+
+def test_browser_walks_from_the_deployment_to_the_mlflow_run_and_reads_the_audit_trail(
+    demo_pipeline,
+):
+    """An auditor's walk: the deployed asset's link into MLflow, the model version's source
+    run, and back; and the audit trail where the assets are, with no CLI."""
+    with webserver(demo_pipeline) as base:
+        deployment = rendered_dom(f"{base}/assets/policy_deployment")
+        trail = rendered_dom(f"{base}/assets/audit_trail")
+    link = re.search(
+        r'href="(http://127\.0\.0\.1:\d+/#/models/tradeops-policy/versions/1)"', deployment
+    )
+    assert link, "policy_deployment shows no link to its MLflow model version"
+    assert "manual override" not in deployment
+    assert "promotion_gate passed" in deployment  # the authority it went live on
+    with mlflow_ui(demo_pipeline) as ui:
+        version_page = rendered_dom(link[1])
+        run = re.search(r'href="[^"]*(#/experiments/\d+/runs/[0-9a-f]{32})"', version_page)
+        assert run, "the model version page links no source run"
+        run_page = rendered_dom(f"{ui}/{run[1]}")
+    assert "trained_policy v1 (user:" in run_page
+    assert "dagster_run_url" in run_page
+    assert f"{base}/runs/" in run_page  # the way back to the Dagster run that trained it
+    assert "audit_trail" in trail
+    for shown in ("latest_records", "chain", "intact", "deploy_requested", "promotion_gate"):
+        assert shown in trail, shown
