@@ -269,3 +269,10 @@ def test_two_records_past_the_head_are_not_a_crash(log):
     log.head_path.write_text(head)
     (problem,) = log.verify().problems
     assert problem.startswith(f"{log.head_path} says 3 records ending ")
+
+
+def test_the_log_and_its_head_are_readable_by_their_owner_only(tmp_path):
+    trail = AuditLog(tmp_path / "audit")
+    trail.append("deploy", "user:bob", {})
+    for path in (trail.root, trail.path, trail.head_path):
+        assert path.stat().st_mode & 0o077 == 0, path

@@ -47,6 +47,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(server: subprocess.Popen, url: str, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            assert server.poll() is None, f"{what} exited during start-up"
+            assert time.monotonic() < deadline, f"{what} did not come up"
+            time.sleep(1)
+
+
 @contextlib.contextmanager
 def webserver(pipe):
     port = int(pipe.extra_env.get("TRADEOPS_UI_PORT") or free_port())
@@ -58,15 +70,7 @@ def webserver(pipe):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, "dagster-webserver exited during start-up"
-                assert time.monotonic() < deadline, "dagster-webserver did not come up"
-                time.sleep(1)
+        wait_until_up(server, f"http://127.0.0.1:{port}/server_info", "dagster-webserver")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -100,15 +104,7 @@ def mlflow_ui(pipe):
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/health", timeout=2)
-                    break
-                except OSError:
-                    assert server.poll() is None, "mlflow server exited during start-up"
-                    assert time.monotonic() < deadline, "mlflow server did not come up"
-                    time.sleep(1)
+            wait_until_up(server, f"{url}/health", "mlflow server")
             yield url
         finally:
             server.terminate()

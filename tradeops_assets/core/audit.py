@@ -74,7 +74,7 @@ class AuditLog:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -100,11 +100,13 @@ class AuditLog:
             }
             record["hash"] = _digest(record)
             line = json.dumps(record, sort_keys=True, default=str)
-            with open(self.path, "a") as log:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as log:
                 log.write(line + "\n")
                 log.flush()
                 os.fsync(log.fileno())
             tmp = self.head_path.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
             tmp.write_text(json.dumps({"seq": record["seq"], "hash": record["hash"]}))
             os.replace(tmp, self.head_path)
             return record

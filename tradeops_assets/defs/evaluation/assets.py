@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 
 from resources.audit import AuditTrail, who
@@ -100,6 +102,7 @@ def backtest_report(
             "plots": dg.MetadataValue.md(plots.markdown(images)),
             REPORT_LOCATION: dg.MetadataValue.path(stored.location),
             "html_report": dg.MetadataValue.path(stored.html),
+            "html_report_link": dg.MetadataValue.url(Path(stored.html).as_uri()),
             "report_sha256": stored.sha256,
             "mlflow_run_id": challenger.run_id,
             "mlflow_run": registry.run_link(challenger.run_id),
