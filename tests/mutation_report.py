@@ -102,6 +102,10 @@ EXPLAINED = (
         "themselves is not observable",
     ),
     (
+        r'and r\["seq"\] < last\["seq"\].*\+ and r\["seq"\] <= last\["seq"\]',
+        "equivalent: no other record shares the move's sequence number",
+    ),
+    (
         r'return "number" if type\(stamp\) in _NUMBER_TYPES else "string"',
         "equivalent: the two kinds' labels are only compared with each other",
     ),

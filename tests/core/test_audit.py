@@ -166,6 +166,7 @@ def test_a_cut_tail_with_a_head_rewritten_to_match_is_caught_by_the_anchors(log)
     rewrite(log, lines)
     log.head_path.write_text(json.dumps({"seq": 1, "hash": json.loads(lines[1])["hash"]}))
     assert log.verify().ok  # the files alone agree with each other
+    assert log.verify(anchors).anchors == 3
     (problem,) = log.verify(anchors).problems
     assert problem == (
         f"Dagster run r1 anchored record 2 ending {anchors[2].hash[:12]}, but {log.path} "
@@ -218,6 +219,8 @@ def test_records_appended_behind_the_anchors_back_are_named(log):
         ("{not json", "is not JSON"),
         ("[2, 3]", 'is not {"seq": <int>, "hash": <64 hex>}'),
         ('{"seq": "2", "hash": "abc"}', 'is not {"seq": <int>, "hash": <64 hex>}'),
+        ('{"seq": 2, "hash": "abc"}', 'is not {"seq": <int>, "hash": <64 hex>}'),
+        ('{"seq": "2", "hash": "' + "a" * 64 + '"}', 'is not {"seq": <int>, "hash": <64 hex>}'),
     ],
 )
 def test_a_malformed_head_is_named_not_a_traceback(log, head, why):
@@ -239,18 +242,19 @@ def test_a_record_whose_head_was_never_written_is_confirmed_by_the_next_append(l
     """The documented crash rule: a process killed between writing a record and moving the
     head leaves one record past the head. It is whole (its hash and link verify), so it
     stands, verify says so, and the next append moves the head past both."""
+    log.append("deploy", "user:bob", {"bento_tag": "b:0"})
     head = log.head_path.read_text()
     log.append("deploy", "user:bob", {"bento_tag": "b:1"})
     log.head_path.write_text(head)  # as if killed before the head moved
     check = log.verify()
     assert check.ok
     assert check.notes == (
-        f"{log.path}:4 is past the head (a writer stopped between the record and the head); "
+        f"{log.path}:5 is past the head (a writer stopped between the record and the head); "
         "it verifies, and the next append confirms it",
     )
     record = log.append("deploy", "user:bob", {"bento_tag": "b:2"})
-    assert record["seq"] == 4
-    assert json.loads(log.head_path.read_text()) == {"seq": 4, "hash": record["hash"]}
+    assert record["seq"] == 5
+    assert json.loads(log.head_path.read_text()) == {"seq": 5, "hash": record["hash"]}
     assert log.verify().notes == ()
 
 

@@ -30,6 +30,16 @@ def log(tmp_path) -> AuditLog:
 
 def test_a_gated_move_authorises_exactly_the_version_it_names(log):
     granted = authority(log.records(), "1")
+    _gate, move = log.records()
+    assert granted.to_dict() == {
+        "version": "1",
+        "kind": "gate",
+        "move_seq": 1,
+        "move_hash": move["hash"],
+        "moved_by": "user:pipeline",
+        "gate_seq": 0,
+        "report_sha256": "a" * 64,
+    }
     assert (granted.version, granted.move["seq"], granted.gate["seq"]) == ("1", 1, 0)
     assert not granted.overridden
     assert granted.describe() == (
@@ -44,8 +54,9 @@ def test_a_gated_move_authorises_exactly_the_version_it_names(log):
 
 
 def test_no_alias_or_no_recorded_move_authorises_nothing(tmp_path):
-    with pytest.raises(GateBypassError, match="no champion alias is set"):
+    with pytest.raises(GateBypassError) as err:
         authority([], None)
+    assert str(err.value) == "no champion alias is set: nothing has been promoted"
     with pytest.raises(GateBypassError, match="the audit trail records no champion move"):
         authority([], "1")
 
@@ -87,6 +98,16 @@ def test_an_override_names_a_person_and_a_reason(log):
     granted = authority(log.records(), "2")
     assert granted.overridden
     assert granted.gate is None
+    assert granted.version == "2"
+    move = log.records()[2]
+    assert granted.to_dict() == {
+        "version": "2",
+        "kind": "override",
+        "move_seq": 2,
+        "move_hash": move["hash"],
+        "moved_by": "user:alice",
+        "reason": "vendor outage, v1 misprices",
+    }
     assert granted.describe() == (
         "manual override by user:alice (audit record 2): vendor outage, v1 misprices"
     )
@@ -95,6 +116,9 @@ def test_an_override_names_a_person_and_a_reason(log):
     with pytest.raises(GateBypassError, match="names no person and reason"):
         authority(log.records(), "3")
     log.append(OVERRIDE, "user:bob", {"to_version": "3", "reason": "  "})
+    with pytest.raises(GateBypassError, match="names no person and reason"):
+        authority(log.records(), "3")
+    log.append(OVERRIDE, "user:bob", {"to_version": "3"})
     with pytest.raises(GateBypassError, match="names no person and reason"):
         authority(log.records(), "3")
 
