@@ -36,7 +36,7 @@ from tradeops_assets.core.request import request_for
 from tradeops_assets.core.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789abcdef0123456789"
 SERVER_CPU, LOAD_CPU = 0, 1
 BATCH = 100
 

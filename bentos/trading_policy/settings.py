@@ -18,6 +18,7 @@ PUBLIC_KEY_ENV = "TRADEOPS_SIGNING_PUBLIC_KEY"
 MODEL_ENV = "TRADEOPS_POLICY_MODEL"
 LOG_ENV = "TRADEOPS_PREDICTION_LOG"
 WORKERS_ENV = "TRADEOPS_SERVE_WORKERS"
+MIN_TOKEN_BYTES = 32  # a guessable token is no auth at all
 
 T = TypeVar("T", int, float)
 
@@ -59,6 +60,11 @@ class ServeSettings:
         token = env.get(TOKEN_ENV, "").strip()
         if not token:
             raise ConfigError(f"{TOKEN_ENV} is not set: the endpoint will not serve without auth")
+        if len(token.encode()) < MIN_TOKEN_BYTES:
+            raise ConfigError(
+                f"{TOKEN_ENV} is {len(token.encode())} bytes; a bearer token needs at least "
+                f"{MIN_TOKEN_BYTES}, e.g. secrets.token_urlsafe(32)"
+            )
         public_key = env.get(PUBLIC_KEY_ENV, "").strip()
         if not public_key:
             raise ConfigError(

@@ -24,7 +24,7 @@ from tradeops_assets.core.request import request_for as request_body
 from tradeops_assets.core.training import train
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "test-token-123"
+TOKEN = "test-token-0123456789abcdef0123456789"  # 37 bytes: over the 32 minimum
 
 
 @dataclass

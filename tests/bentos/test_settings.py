@@ -19,6 +19,9 @@ GOOD = {
 
 def test_settings_round_trip_through_the_environment_the_deployer_writes():
     settings = ServeSettings.from_env({**GOOD, "TRADEOPS_MAX_BATCH": "50"})
+    assert ServeSettings.from_env(
+        {**GOOD, "TRADEOPS_API_TOKEN": " " + "t" * 32 + "\n"}
+    ).api_token == ("t" * 32)  # exactly the minimum, read stripped
     assert settings.max_batch == 50
     assert settings.max_bars == ServeSettings.max_bars  # a default from one place
     assert ServeSettings.from_env(settings.to_env()) == settings
@@ -29,6 +32,10 @@ def test_settings_round_trip_through_the_environment_the_deployer_writes():
     ("env", "message"),
     [
         ({"TRADEOPS_API_TOKEN": "  "}, "TRADEOPS_API_TOKEN is not set"),
+        (
+            {"TRADEOPS_API_TOKEN": "  " + "t" * 31 + "\n"},
+            "TRADEOPS_API_TOKEN is 31 bytes; a bearer",
+        ),
         ({"TRADEOPS_SIGNING_PUBLIC_KEY": ""}, "TRADEOPS_SIGNING_PUBLIC_KEY is not set"),
         ({"TRADEOPS_PREDICTION_LOG": ""}, "TRADEOPS_PREDICTION_LOG is not set"),
         ({"TRADEOPS_MAX_BARS": "lots"}, "TRADEOPS_MAX_BARS='lots' is not a int"),
