@@ -117,7 +117,12 @@ def actor_of(context: dg.OpExecutionContext) -> str:
         return f"sensor:{tags['dagster/sensor_name']}"
     if "dagster/schedule_name" in tags:
         return f"schedule:{tags['dagster/schedule_name']}"
-    return f"user:{tags.get('user', getpass.getuser())}"
+    return f"user:{tags['user']}" if "user" in tags else person()
+
+
+def person() -> str:
+    """The person at this machine (locally the OS user), as an actor."""
+    return f"user:{getpass.getuser()}"
 
 
 def who(context: dg.OpExecutionContext) -> dict[str, str]:

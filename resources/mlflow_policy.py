@@ -16,6 +16,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from tradeops_assets.core.drift import PolicyReference
+from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.market import DISCRETE_POSITIONS, Normaliser
 from tradeops_assets.core.policy import NumpyPolicy
 from tradeops_assets.core.recipe import RECIPE_FILE, PolicyRecipe, RegisteredPolicy
@@ -122,12 +123,12 @@ class PolicyRegistry(dg.ConfigurableResource):
     def run_tag(self, run_id: str, key: str) -> str | None:
         return self.client().get_run(run_id).data.tags.get(key)
 
-    def exists(self, version: str) -> bool:
+    def require(self, version: str) -> None:
+        """Refuses, naming it, a version the registry does not hold."""
         try:
             self.client().get_model_version(REGISTERED_MODEL, version)
         except MlflowException:
-            return False
-        return True
+            raise ConfigError(f"{REGISTERED_MODEL} has no version {version!r}") from None
 
     def fetch(self, version: str) -> RegisteredPolicy:
         """A registered version's recipe, scaling and numpy policy, loaded into memory."""

@@ -435,10 +435,9 @@ def override(deployment: Deployment, version: str, reason: str) -> None:
     move that fails afterwards leaves the trail and the alias disagreeing, which the
     packaging and the deployment refuse rather than trust either.
     """
-    import getpass
-
     import dagster as dg
 
+    from resources.audit import person
     from resources.mlflow_policy import CHAMPION, REGISTERED_MODEL
     from resources.notifier import OVERRIDDEN
     from tradeops_assets.core.errors import ConfigError
@@ -451,9 +450,8 @@ def override(deployment: Deployment, version: str, reason: str) -> None:
         )
     found = _resources(deployment)
     registry, trail = found["registry"], found["audit"]
-    if not registry.exists(version):
-        raise ConfigError(f"{REGISTERED_MODEL} has no version {version!r}")
-    actor = f"user:{getpass.getuser()}"
+    registry.require(version)
+    actor = person()
     previous = registry.version_for(CHAMPION)
     record = trail.append(
         OVERRIDE,
@@ -490,12 +488,10 @@ def reproduce(deployment: Deployment, version: str) -> int:
 
     from resources.mlflow_policy import REGISTERED_MODEL
     from tradeops_assets.core import training
-    from tradeops_assets.core.errors import ConfigError
 
     found = _resources(deployment)
     registry, datasets = found["registry"], found["datasets"]
-    if not registry.exists(version):
-        raise ConfigError(f"{REGISTERED_MODEL} has no version {version!r}")
+    registry.require(version)
     policy = registry.fetch(version)
     recipe = policy.recipe
     registered = registry.run_tag(policy.run_id, "weights_hash")

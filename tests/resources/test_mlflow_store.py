@@ -8,6 +8,7 @@ from mlflow.exceptions import MlflowException
 
 from resources.mlflow_policy import CHAMPION, PolicyRegistry
 from tests.conftest import NO_DEFAULT_MLFLOW_STORE
+from tradeops_assets.core.errors import ConfigError
 
 
 def test_a_call_without_the_pipelines_store_fails_loudly_in_tests():
@@ -22,5 +23,8 @@ def test_the_registry_uses_its_own_store_and_writes_nothing_where_it_runs(tmp_pa
     store.mkdir()
     registry = PolicyRegistry(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     assert registry.version_for(CHAMPION) is None
+    with pytest.raises(ConfigError) as err:
+        registry.require("7")  # what `tradeops override` and `reproduce` check first
+    assert str(err.value) == "tradeops-policy has no version '7'"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
     assert (store / "mlflow.db").exists()
