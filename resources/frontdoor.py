@@ -5,94 +5,633 @@ without SO_REUSEPORT, so a zero-downtime swap needs something that owns the
 port and forwards each request to the live bento. Forwarding is per request
 (HTTP, not TCP): after a switch every new request goes to the new bento while
 requests already in flight finish on the old one, and a trader's keep-alive
-connection never breaks. ``SIGHUP`` re-reads the backend file; ``GET
-/_frontdoor`` reports the backend and requests in flight per backend, which is
-how the deployer knows the old bento has drained.
+connection never breaks. ``SIGHUP`` re-reads the backend file.
+
+The door is also where input is bounded, before any work: it is the one process
+every request passes, and a bento worker busy decompressing, buffering or
+waiting on a slow client serves nobody. So the door reads requests itself (an
+asyncio protocol over httptools, which gives it what aiohttp's and uvicorn's
+servers do not: a deadline on reading the headers) and refuses, without reading
+a body it will not use:
+
+- a path or method the bento does not serve (404, 405), a compressed body (415):
+  nothing is ever decompressed, so a small upload cannot inflate downstream;
+- a body over ``max_body_bytes`` (413; a declared Content-Length is refused
+  before reading, a chunked body as soon as it passes the limit);
+- more bodies being read at once than ``max_uploads``, or more requests at the
+  bento than ``max_in_flight`` (503 with ``Retry-After: 1``: overload sheds fast
+  instead of queueing without bound);
+- headers not complete ``header_timeout_s`` after their first byte, a body not
+  complete ``body_timeout_s`` after its headers (408, then the connection closes:
+  slow clients hold neither a socket for long nor a deploy's drain, since a
+  request counts as in flight at a bento only once its body is read).
+
+A connection to a bento is never reused after a 5xx or an error, so one
+client's failure cannot reach another's request; a connection that fails before
+any response byte (a pooled connection the bento had closed) is retried once on
+a fresh one.
+
+The status (backend, requests in flight per backend, refusals) is not on the
+serving port: it is ``GET /_frontdoor`` on the Unix socket ``DIR/frontdoor.sock``,
+owner-only (the socket 0600, DIR 0700), which is how the deployer knows the old
+bento has drained.
 
 Run: ``python -m resources.frontdoor --port 3000 --state DIR`` (DIR/backend.json).
 """
 
 import argparse
 import asyncio
+import contextlib
+import http
 import json
+import os
 import signal
-from collections import Counter
+import stat
+import sys
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+import httptools
+from multidict import CIMultiDict
+from yarl import URL
 
 BACKEND_FILE = "backend.json"
+ADMIN_SOCKET = "frontdoor.sock"
 STATUS_PATH = "/_frontdoor"
-HOP_HEADERS = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+_GET, _POST = frozenset({b"GET"}), frozenset({b"POST"})
+ROUTES: dict[bytes, frozenset[bytes]] = {
+    b"/predict": _POST,
+    b"/predict_batch": _POST,
+    b"/metadata": _GET,
+    b"/healthz": _GET,
+    b"/livez": _GET,
+    b"/readyz": _GET,
+    b"/metrics": _GET,
+}
+"""What the bento serves (bentos/trading_policy/service.py and BentoML's probes); nothing else
+is forwarded, so the bento's other pages (docs, schema) never face traders."""
+ADMIN_ROUTES: dict[bytes, frozenset[bytes]] = {STATUS_PATH.encode(): _GET}
+REQUEST_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+    }
 )
+RESPONSE_HOP = REQUEST_HOP - {b"host", b"expect"}
+IDENTITY = frozenset({b"", b"identity"})
+LINGER_BYTES = 1024 * 1024
+"""After refusing a body the door drops at most this much of it (for at most ``linger_s``)
+before closing, so that the client reads the refusal instead of a connection reset."""
+UNIX_PATH_MAX = 107
+
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost the door; every one is a command-line option."""
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_uploads: int = 64
+    max_in_flight: int = 256
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    idle_timeout_s: float = 60.0
+    upstream_timeout_s: float = 60.0
+    upstream_keepalive_s: float = 4.0
+    """Under uvicorn's 5 s keep-alive, so the door rarely picks a connection the bento closes."""
+    linger_s: float = 1.0
+
+
+def error_reply(status: int, error: str, reason: str, *extra: tuple[bytes, bytes]) -> Reply:
+    body = json.dumps({"error": error, "reason": reason}, separators=(",", ":")).encode()
+    return status, [(b"content-type", b"application/json"), *extra], body
+
+
+def overloaded(reason: str) -> Reply:
+    return error_reply(503, "overloaded", reason, (b"retry-after", b"1"))
+
+
+class _RefusedError(Exception):
+    """Raised from a parser callback to stop parsing what the door refused."""
+
+
+class _Request:
+    __slots__ = (
+        "body",
+        "header_bytes",
+        "headers",
+        "keep_alive",
+        "method",
+        "refusal",
+        "target",
+        "uploading",
+        "url",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.method = b""
+        self.target = b""
+        self.body = bytearray()
+        self.uploading = False
+        self.refusal: Reply | None = None
+        self.keep_alive = True
 
 
 class FrontDoor:
-    def __init__(self, state: Path) -> None:
+    """The backend, the counters and the connections to the bentos, shared by all connections."""
+
+    def __init__(self, state: Path, limits: Limits | None = None) -> None:
         self.state = state
+        self.limits = limits or Limits()
         self.backend: dict = {}
         self.in_flight: Counter[int] = Counter()
         self.served: Counter[int] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.retried = 0
+        self.uploads = 0
+        self.forwarding = 0
+        self.connections = 0
         self.session: aiohttp.ClientSession | None = None
+        self.fresh: aiohttp.ClientSession | None = None
 
     def reload(self) -> None:
-        self.backend = json.loads((self.state / BACKEND_FILE).read_text())
+        path = self.state / BACKEND_FILE
+        try:
+            backend = json.loads(path.read_text())
+            int(backend["port"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not self.backend:
+                raise SystemExit(f"front door: no usable backend in {path}: {exc!r}") from None
+            print(f"front door: kept {self.backend}; {path} is unusable: {exc!r}", flush=True)
+            return
+        self.backend = backend
+        print(f"front door: forwarding to {backend}", flush=True)
 
-    async def start(self, _app) -> None:
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=60),
-            auto_decompress=False,
-        )
+    async def start(self) -> None:
+        def session(**connector) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, **connector),
+                timeout=aiohttp.ClientTimeout(total=self.limits.upstream_timeout_s),
+                auto_decompress=False,
+                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            )
 
-    async def stop(self, _app) -> None:
-        if self.session is not None:
-            await self.session.close()
+        self.session = session(keepalive_timeout=self.limits.upstream_keepalive_s)
+        self.fresh = session(force_close=True)
 
-    async def status(self, _request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "backend": self.backend,
-                "in_flight": {str(k): v for k, v in self.in_flight.items() if v},
-                "served": {str(k): v for k, v in self.served.items()},
-            }
-        )
+    async def close(self) -> None:
+        for session in (self.session, self.fresh):
+            if session is not None:
+                await session.close()
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
+    def status(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "backend": self.backend,
+            "in_flight": {str(k): v for k, v in self.in_flight.items() if v},
+            "served": {str(k): v for k, v in self.served.items()},
+            "refused": dict(self.refused),
+            "retried": self.retried,
+            "uploads": self.uploads,
+            "forwarding": self.forwarding,
+            "connections": self.connections,
+            "limits": asdict(self.limits),
+        }
+
+    def admin(self, request: _Request) -> Reply:
+        body = json.dumps(self.status()).encode()
+        return 200, [(b"content-type", b"application/json")], body
+
+    async def forward(self, request: _Request) -> Reply:
+        if self.forwarding >= self.limits.max_in_flight:
+            self.refused["overloaded"] += 1
+            return overloaded(
+                f"{self.forwarding} requests in flight to the bento, the most allowed"
+            )
         port = int(self.backend["port"])
+        url = URL(f"http://127.0.0.1:{port}{request.target.decode('latin-1')}", encoded=True)
+        headers = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers
+            if k.lower() not in REQUEST_HOP
+        )
+        method = request.method.decode()
+        self.forwarding += 1
         self.in_flight[port] += 1
         try:
-            body = await request.read()
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-            url = f"http://127.0.0.1:{port}{request.rel_url}"
-            assert self.session is not None
-            async with self.session.request(
-                request.method, url, headers=headers, data=body
-            ) as upstream:
-                payload = await upstream.read()
-                out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
-                self.served[port] += 1
-                return web.Response(status=upstream.status, body=payload, headers=out)
-        except aiohttp.ClientError as exc:
-            return web.json_response(
-                {"error": "bad_gateway", "reason": f"bento on port {port}: {exc}"}, status=502
-            )
+            for session in (self.session, self.fresh):
+                assert session is not None
+                answered = False
+                try:
+                    async with session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=bytes(request.body),
+                        allow_redirects=False,
+                    ) as upstream:
+                        answered = True
+                        payload = await upstream.read()
+                        if upstream.status >= 500:
+                            upstream.close()  # never back into the pool
+                        self.served[port] += 1
+                        out = [
+                            (k, v) for k, v in upstream.raw_headers if k.lower() not in RESPONSE_HOP
+                        ]
+                        return upstream.status, out, payload
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                    if answered or session is self.fresh:
+                        return self._failed(port, exc)
+                    self.retried += 1
+                except TimeoutError:
+                    self.refused["upstream_timeout"] += 1
+                    return error_reply(
+                        504,
+                        "gateway_timeout",
+                        f"bento on port {port} silent for {self.limits.upstream_timeout_s} s",
+                    )
+                except aiohttp.ClientError as exc:
+                    return self._failed(port, exc)
+            raise AssertionError("unreachable")  # pragma: no cover
         finally:
+            self.forwarding -= 1
             self.in_flight[port] -= 1
 
+    def _failed(self, port: int, exc: Exception) -> Reply:
+        self.refused["bad_gateway"] += 1
+        return error_reply(502, "bad_gateway", f"bento on port {port}: {exc!r}")
 
-def app_for(state: Path) -> web.Application:
-    door = FrontDoor(state)
+
+class Connection(asyncio.Protocol):
+    """One client connection: parses, bounds and answers its requests one after another.
+
+    One timer runs at a time: idle (nothing of a request yet), headers (from a
+    request's first byte), body (from the end of its headers). Reading pauses while
+    a request is answered, so a pipelining client cannot queue work in the door.
+    """
+
+    def __init__(self, door: FrontDoor, routes: dict[bytes, frozenset[bytes]], public: bool):
+        self.door = door
+        self.limits = door.limits
+        self.routes = routes
+        self.public = public
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.current: _Request | None = None
+        self.queue: deque[_Request] = deque()
+        self.worker: asyncio.Task | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.discarding = False  # a refusal ends this connection: parse nothing more
+        self.lingering = False
+        self.eof = False
+        self.dropped = 0
+        self.closed = False
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.door.connections += 1
+        self._arm(self.limits.idle_timeout_s, self._close)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.door.connections -= 1
+        self._disarm()
+        if self.current is not None:
+            self._end_upload(self.current)
+        if self.worker is not None:
+            self.worker.cancel()
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        # Half-closed: still answer the requests it completed; one it had not can never complete.
+        return not self.lingering and self.current is None and bool(self.queue or self.worker)
+
+    def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            self.dropped += len(data)
+            if self.lingering and self.dropped > LINGER_BYTES:
+                self._close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if not self.discarding:  # pragma: no cover - a bug in a callback
+                raise
+        except httptools.HttpParserUpgrade:
+            self._refuse(error_reply(400, "bad_request", "protocol upgrades are not served"))
+        except httptools.HttpParserError as exc:
+            self._refuse(error_reply(400, "bad_request", f"malformed HTTP: {exc}"))
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.current = _Request()
+        self._arm(self.limits.header_timeout_s, self._headers_too_slow)
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+        self._count_header(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.current
+        request.headers.append((name, value))
+        self._count_header(len(name) + len(value) + 4)
+        if len(request.headers) > self.limits.max_headers:
+            self._refuse(
+                error_reply(
+                    431, "headers_too_large", f"more than {self.limits.max_headers} header fields"
+                )
+            )
+            raise _RefusedError
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        request = self.current
+        request.method = self.parser.get_method()
+        request.keep_alive = self.parser.should_keep_alive()
+        refusal, has_body = self._screen(request)
+        if refusal is not None:
+            if has_body:  # leave the body unread: refuse and close
+                self._refuse(refusal)
+                raise _RefusedError
+            request.refusal = refusal
+            return
+        if has_body:
+            request.uploading = True
+            self.door.uploads += 1
+            self._arm(self.limits.body_timeout_s, self._body_too_slow)
+            if self._header(request, b"expect").lower() == b"100-continue" and self.worker is None:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, chunk: bytes) -> None:
+        request = self.current
+        request.body += chunk
+        if len(request.body) > self.limits.max_body_bytes:
+            self._end_upload(request)
+            self._refuse(self._too_large())
+            raise _RefusedError
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        request, self.current = self.current, None
+        self._end_upload(request)
+        self.queue.append(request)
+        self.transport.pause_reading()
+        if self.worker is None:
+            self.worker = self.loop.create_task(self._serve())
+
+    # screening and refusing
+
+    def _screen(self, request: _Request) -> tuple[Reply | None, bool]:
+        """The refusal a request gets from its headers alone, if any, and whether it has a body."""
+        length = self._header(request, b"content-length")
+        chunked = any(k.lower() == b"transfer-encoding" for k, _ in request.headers)
+        has_body = chunked or (length not in (b"", b"0"))
+        url = httptools.parse_url(request.url) if request.url.startswith(b"/") else None
+        methods = self.routes.get(url.path) if url is not None else None
+        if methods is None:
+            self.door.refused["not_found"] += 1
+            return error_reply(404, "not_found", "no such endpoint"), has_body
+        request.target = url.path + (b"?" + url.query if url.query else b"")
+        if request.method not in methods:
+            self.door.refused["method_not_allowed"] += 1
+            allow = (b"allow", b", ".join(sorted(methods)))
+            reason = f"{request.method.decode()} is not served here"
+            return error_reply(405, "method_not_allowed", reason, allow), has_body
+        encodings = [
+            v.strip().lower() for k, v in request.headers if k.lower() == b"content-encoding"
+        ]
+        if any(e not in IDENTITY for e in encodings):
+            self.door.refused["compressed"] += 1
+            return error_reply(
+                415,
+                "unsupported_media_type",
+                "request bodies are not decompressed here; send them uncompressed",
+                (b"accept-encoding", b"identity"),
+            ), has_body
+        if has_body and not self.public:
+            return error_reply(400, "bad_request", "this socket takes no request body"), True
+        if length and int(length) > self.limits.max_body_bytes:
+            return self._too_large(), True
+        if has_body and self.door.uploads >= self.limits.max_uploads:
+            self.door.refused["uploads"] += 1
+            return overloaded(
+                f"{self.door.uploads} request bodies being read, the most allowed"
+            ), True
+        if self.public and self.door.forwarding >= self.limits.max_in_flight:
+            self.door.refused["overloaded"] += 1
+            return overloaded(f"{self.door.forwarding} requests in flight to the bento"), has_body
+        return None, has_body
+
+    def _too_large(self) -> Reply:
+        self.door.refused["too_large"] += 1
+        return error_reply(
+            413, "payload_too_large", f"request body larger than {self.limits.max_body_bytes} bytes"
+        )
+
+    @staticmethod
+    def _header(request: _Request, name: bytes) -> bytes:
+        return next((v.strip() for k, v in request.headers if k.lower() == name), b"")
+
+    def _count_header(self, n: int) -> None:
+        self.current.header_bytes += n
+        if self.current.header_bytes > self.limits.max_header_bytes:
+            self._refuse(
+                error_reply(
+                    431,
+                    "headers_too_large",
+                    f"request line and headers over {self.limits.max_header_bytes} bytes",
+                )
+            )
+            raise _RefusedError
+
+    def _refuse(self, reply: Reply) -> None:
+        """Answers ``reply`` after whatever is queued, then closes; nothing more is parsed."""
+        self._disarm()
+        if self.current is not None:
+            self._end_upload(self.current)
+        self.discarding = True
+        refused = self.current or _Request()
+        self.current = None
+        refused.refusal, refused.keep_alive = reply, False
+        self.queue.append(refused)
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        if self.worker is None and not self.closed:
+            self.worker = self.loop.create_task(self._serve())
+
+    def _headers_too_slow(self) -> None:
+        self.door.refused["header_timeout"] += 1
+        self._refuse(
+            error_reply(
+                408,
+                "request_timeout",
+                f"headers not complete within {self.limits.header_timeout_s} s",
+            )
+        )
+
+    def _body_too_slow(self) -> None:
+        self.door.refused["body_timeout"] += 1
+        self._refuse(
+            error_reply(
+                408, "request_timeout", f"body not complete within {self.limits.body_timeout_s} s"
+            )
+        )
+
+    def _end_upload(self, request: _Request) -> None:
+        if request.uploading:
+            request.uploading = False
+            self.door.uploads -= 1
+
+    # answering
+
+    async def _serve(self) -> None:
+        try:
+            while self.queue:
+                request = self.queue.popleft()
+                if request.refusal is not None:
+                    reply = request.refusal
+                elif self.public:
+                    reply = await self.door.forward(request)
+                else:
+                    reply = self.door.admin(request)
+                close = not request.keep_alive
+                await self._write(reply, close)
+                if close:
+                    self._linger()
+                    return
+            self.worker = None
+            if self.eof:
+                self._close()
+            elif not self.closed:
+                self.transport.resume_reading()
+                if self.current is None:
+                    self._arm(self.limits.idle_timeout_s, self._close)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # pragma: no cover - a bug here must not hang the client
+            print(f"front door: {exc!r}", file=sys.stderr, flush=True)
+            self._close()
+
+    async def _write(self, reply: Reply, close: bool) -> None:
+        status, headers, body = reply
+        phrase = _PHRASES.get(status, b"")
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"content-length: %d\r\n" % len(body))
+        if close:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", body)
+        if not self.closed:
+            self.transport.write(b"".join(parts))
+            await self.writable.wait()
+
+    def _linger(self) -> None:
+        """Half-closes, then drops what the client still sends for a moment before closing."""
+        if self.closed:
+            return
+        self.discarding = self.lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.transport.resume_reading()
+        self._arm(self.limits.linger_s, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _arm(self, delay: float, callback) -> None:
+        self._disarm()
+        self.timer = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+_PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+
+
+def private_state(state: Path) -> None:
+    """The state folder holds the admin socket: owner-only, or the door does not start."""
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    info = state.stat()
+    if info.st_uid != os.getuid():
+        raise SystemExit(f"front door: {state} belongs to uid {info.st_uid}, not this user")
+
+
+def admin_socket(state: Path) -> Path:
+    path = state / ADMIN_SOCKET
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise SystemExit(
+            f"front door: {path} is longer than a Unix socket path may be "
+            f"({UNIX_PATH_MAX} bytes); use a shorter --state folder"
+        )
+    return path
+
+
+async def serve(host: str, port: int, state: Path, limits: Limits) -> None:
+    private_state(state)
+    door = FrontDoor(state, limits)
     door.reload()
-    app = web.Application(client_max_size=256 * 1024 * 1024)
-    app.on_startup.append(door.start)
-    app.on_cleanup.append(door.stop)
-    app.router.add_get(STATUS_PATH, door.status)
-    app.router.add_route("*", "/{tail:.*}", door.forward)
-    app["door"] = door
-    return app
+    await door.start()
+    loop = asyncio.get_running_loop()
+    public = await loop.create_server(lambda: Connection(door, ROUTES, True), host, port)
+    sock = admin_socket(state)
+    if sock.exists() and stat.S_ISSOCK(sock.lstat().st_mode):
+        sock.unlink()  # a stale socket: the port bind above proves no other door is running
+    old_umask = os.umask(0o177)
+    try:
+        admin = await loop.create_unix_server(
+            lambda: Connection(door, ADMIN_ROUTES, False), str(sock)
+        )
+    finally:
+        os.umask(old_umask)
+    os.chmod(sock, 0o600)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, door.reload)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print(f"front door on {host}:{port}, status on {sock}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        public.close()
+        admin.close()
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        await door.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,23 +639,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state", type=Path, required=True, help="folder with backend.json")
+    for limit in fields(Limits):
+        parser.add_argument(
+            f"--{limit.name.removesuffix('_s').replace('_', '-')}",
+            dest=limit.name,
+            type=limit.type,
+            default=limit.default,
+        )
     args = parser.parse_args(argv)
-    app = app_for(args.state)
+    limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
+    factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
 
-    async def serve() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, args.host, args.port).start()
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGHUP, app["door"].reload)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        print(f"front door on {args.host}:{args.port} -> {app['door'].backend}", flush=True)
-        await stop.wait()
-        await runner.cleanup()
-
-    asyncio.run(serve())
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args.host, args.port, args.state, limits))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ from pathlib import Path
 import dagster as dg
 
 from tradeops_assets.core.signing import DevKeypair
+from tradeops_assets.core.tokens import write_tokens
 
 SIGNING_KEY = "signing_key"
 PUBLIC_KEY = "signing_public_key"
 API_TOKEN = "api_token"
+API_TOKENS = "api_tokens.json"
 
 
 class Secrets(dg.ConfigurableResource):
@@ -34,6 +36,10 @@ class Secrets(dg.ConfigurableResource):
 
     def api_token(self) -> str:
         raise NotImplementedError
+
+    def tokens_file(self) -> Path | None:
+        """The named clients' tokens (``core.tokens``), re-read by the endpoint on change."""
+        return None
 
 
 class DevSecrets(Secrets):
@@ -49,6 +55,15 @@ class DevSecrets(Secrets):
 
     def api_token(self) -> str:
         return self._read(API_TOKEN)
+
+    def tokens_file(self) -> Path:
+        """``tradeops token add|revoke`` edits it; none yet means no named client yet."""
+        path = self.path(API_TOKENS)
+        if not path.exists():
+            with self._locked():
+                if not path.exists():
+                    write_tokens(path, {})
+        return path
 
     def path(self, name: str) -> Path:
         return Path(self.root) / name

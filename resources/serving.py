@@ -7,9 +7,16 @@ its /readyz, switch the front door, let the old bento drain, stop it by its PID.
 If the new bento never gets ready, it is stopped and the old one keeps serving.
 What is deployed, since when and why is kept in ``deployment.json`` and in the
 audit log; the Dagster materialisation holds the same record.
+
+Processes are stopped by what was recorded when they started: a PID together
+with its start time (``/proc/<pid>/stat`` field 22), so a PID the kernel has
+since given to another process is never signalled, and every process the bento
+started, found by parent PID, so a worker that left the process group or the
+session is stopped too. Deploys to one folder take ``deploy.lock`` in turn.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -19,24 +26,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import httpx
-import yaml
 
-from bentos.trading_policy.settings import ServeSettings
+from bentos.trading_policy.release import BUNDLE_DIR, bento_model_tag, store_path, verify_stored
+from bentos.trading_policy.settings import ServeSettings, serving_environment
+from resources.frontdoor import ADMIN_SOCKET, STATUS_PATH
 from resources.secrets import Secrets
-from tradeops_assets.core import signing
 from tradeops_assets.core.bundle import write_bundle
-from tradeops_assets.core.errors import TradeopsError
+from tradeops_assets.core.errors import ConfigError, TradeopsError
 from tradeops_assets.core.recipe import RegisteredPolicy
 
 BENTOML = Path(sys.executable).with_name("bentoml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_FILE = "deployment.json"
-PRIVATE_ENV = ("TRADEOPS_SIGNING_KEY",)
+LOCK_FILE = "deploy.lock"
 REQUEST_TOTAL = re.compile(
     r'^bentoml_service_request_total\{[^}]*endpoint="(?P<endpoint>[^"]*)"[^}]*'
     r'http_response_code="(?P<code>\d+)"[^}]*\}\s+(?P<count>[0-9.e+]+)$',
@@ -68,57 +77,184 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-def stop_group(pid: int, grace: float = 30.0) -> None:
-    """SIGTERM the process group we started (its own session), SIGKILL after ``grace``."""
-    if not alive(pid):
-        return
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """State, parent PID, session and start time of ``pid``, from ``/proc/<pid>/stat``."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()  # field n is fields[n - 3]; comm may hold spaces
+    return fields[0].decode(), int(fields[1]), int(fields[3]), int(fields[19])
+
+
+def start_time(pid: int | None) -> int | None:
+    """When ``pid`` started, in clock ticks after boot; None once it has exited.
+
+    A PID is reused, its start time with it is not: the pair names one process for good.
+    """
+    stat = _stat(pid) if pid else None
+    return None if stat is None or stat[0] in ("Z", "X") else stat[3]
+
+
+def running(pid: int | None, start: int | None = None) -> bool:
+    """Whether ``pid`` is live and, when ``start`` is known, still the process that began then."""
+    started = start_time(pid)
+    return started is not None and (start is None or started == start)
+
+
+def family(pid: int, start: int | None = None) -> list[tuple[int, int]]:
+    """``pid`` and every live process it started, as (PID, start time) pairs.
+
+    Descendants are found by parent PID, so one that called ``setsid`` is found
+    while its parent lives; members of ``pid``'s session are found even when
+    orphaned. Nothing is found from a PID that now names another process.
+    """
+    table: dict[int, tuple[str, int, int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[0] not in "ZX":
+            table[int(entry.name)] = stat
+    root = table.get(pid)
+    if root is not None and start is not None and root[3] != start:
+        return []
+    if start is None:
+        if root is None:
+            return []
+        start = root[3]
+    # While a session lives its ID is never reused as a PID, so these are the root's.
+    seeds = [p for p, (_, _, sid, began) in table.items() if sid == pid and began >= start]
+    children: dict[int, list[int]] = defaultdict(list)
+    for child, (_, parent, _, _) in table.items():
+        children[parent].append(child)
+    found: dict[int, int] = {}
+    todo = [pid, *seeds] if root is not None else seeds
+    while todo:
+        p = todo.pop()
+        if p in table and p not in found:
+            found[p] = table[p][3]
+            todo.extend(children.get(p, ()))
+    return sorted(found.items())
+
+
+def signal_process(pid: int, start: int | None, sig: int) -> bool:
+    """Sends ``sig`` to ``pid`` only if it is still the process that began at ``start``.
+
+    Through a pidfd where the kernel has them, so the check and the signal name the
+    same process even if it exits in between. Returns whether a signal was sent.
+    """
+    try:
+        fd = os.pidfd_open(pid)
     except ProcessLookupError:
-        return
+        return False
+    except (OSError, AttributeError):
+        fd = None
+    try:
+        if not running(pid, start):
+            return False
+        if fd is None:
+            os.kill(pid, sig)
+        else:
+            signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_processes(processes: Iterable[tuple[int, int | None]], grace: float = 30.0) -> list[int]:
+    """SIGTERMs each (PID, start time) that is still that process, SIGKILLs what is left after
+    ``grace`` s; returns the PIDs signalled. A PID whose start time differs is left alone."""
+    targets = dict(processes)
+    signalled = [p for p, began in targets.items() if signal_process(p, began, signal.SIGTERM)]
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            finished = pid if not alive(pid) else 0
-        if finished:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    while True:
+        for pid in signalled:
+            _reap(pid)
+        if not any(running(p, targets[p]) for p in signalled):
+            return signalled
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    for pid in signalled:
+        signal_process(pid, targets[pid], signal.SIGKILL)
+    for pid in signalled:
+        with contextlib.suppress(ChildProcessError):
+            if running(pid, targets[pid]):
+                os.waitpid(pid, 0)
+    return signalled
 
 
-def _store_path(root: Path, tag: str, kind: str) -> Path:
-    name, _, version = tag.partition(":")
-    folder = root / kind / name
-    if version in ("", "latest"):
-        latest = folder / "latest"
-        if not latest.exists():
-            raise DeployError(f"no {kind[:-1]} named {name} in the BentoML store {root}")
-        version = latest.read_text().strip()
-    return folder / version
+def stop_group(
+    pid: int | None,
+    grace: float = 30.0,
+    start: int | None = None,
+    known: Iterable[tuple[int, int]] = (),
+) -> list[int]:
+    """Stops a process we started and everything it started: its live family (``family``) and
+    the ``known`` processes recorded earlier (a worker that left the session and was orphaned
+    is found no other way). ``start`` guards against a reused PID; without it, none is checked.
+    """
+    if not pid:
+        return []
+    targets = dict(family(pid, start)) | {int(p): int(s) for p, s in known}
+    stopped = stop_processes(targets.items(), grace)
+    # Anything forked while the family was shutting down.
+    late = [(p, s) for p, s in family(pid, start) if p not in targets]
+    if late:
+        stopped += stop_processes(late, grace)
+    _reap(pid)
+    return stopped
+
+
+@contextlib.contextmanager
+def deploy_lock(root: Path, timeout: float) -> Iterator[None]:
+    """Holds ``root/deploy.lock`` (``flock``) so that deploys to one folder run one at a time.
+
+    The kernel drops the lock when its holder exits, so a crashed deploy never
+    wedges the next; the holder's PID is in the file so a waiting one can name it.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    raise DeployError(
+                        f"another deploy (pid {holder}) still holds {path} after {timeout:.0f} s "
+                        "of waiting; let it finish, or stop that process"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
-    """The signed policy bundle a bento serves: its one model's ``bundle`` in the store.
-
-    Read from the store's files, not through ``bentoml``, whose store is fixed at
-    import time by BENTOML_HOME: a deployer may serve a store other than its own.
-    """
-    root = Path(bentoml_home)
-    manifest = _store_path(root, bento_tag, "bentos") / "bento.yaml"
-    if not manifest.exists():
-        raise DeployError(f"bento {bento_tag} is not in the BentoML store {root}")
-    models = yaml.safe_load(manifest.read_text()).get("models") or []
-    if len(models) != 1:
-        raise DeployError(f"bento {bento_tag} holds {len(models)} models, not one policy")
-    return _store_path(root, models[0]["tag"], "models") / "bundle"
+    """The signed policy bundle a bento serves: its one model's ``bundle`` in the store."""
+    try:
+        bento_dir = store_path(bentoml_home, bento_tag, "bentos")
+        return store_path(bentoml_home, bento_model_tag(bento_dir), "models") / BUNDLE_DIR
+    except ConfigError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def serving_env(**extra: str) -> dict[str, str]:
-    """This process's environment for a child that serves traffic: no private key in it."""
-    return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV} | extra
+    """This process's environment, allow-listed, for a child that serves traffic."""
+    return serving_environment(os.environ, **extra)
 
 
 def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -> dict[str, str]:
@@ -130,6 +266,7 @@ def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -
             "BENTOML_DO_NOT_TRACK": "True",
             # A worker that refuses to start ends `bentoml serve` instead of respawning.
             "BENTOML_CONTAINERIZED": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",  # nothing may be written into the signed tree
             **settings.to_env(),
             **extra,
         }
@@ -143,10 +280,14 @@ def read_deployment(root: str | Path) -> dict | None:
 
 
 def stop_deployment(root: str | Path) -> None:
-    """Stops the bento and the front door a deployment started, by the PIDs it recorded."""
+    """Stops the bento (all its processes) and the front door a deployment recorded."""
     state = read_deployment(root) or {}
-    stop_group(state.get("bento_pid"))
-    stop_group(state.get("front_door_pid"))
+    stop_group(
+        state.get("bento_pid"),
+        start=state.get("bento_start"),
+        known=state.get("bento_processes", []),
+    )
+    stop_group(state.get("front_door_pid"), start=state.get("front_door_start"))
 
 
 def package_elsewhere(
@@ -183,7 +324,7 @@ def package_elsewhere(
 
 
 class BentoProcess:
-    """``bentoml serve`` in its own session, stopped through the process group of its PID."""
+    """``bentoml serve`` in its own session, stopped with every process it started."""
 
     def __init__(
         self,
@@ -192,14 +333,17 @@ class BentoProcess:
         log: Path,
         port: int | None = None,
         cpus: set[int] | None = None,
+        launcher: tuple[str, ...] = (sys.executable, "-m", "bentos.trading_policy.launch"),
     ) -> None:
+        """``launcher`` verifies the whole bento before any of it runs; only tests of the
+        service's own start-up checks pass ``bentoml serve`` itself."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+                [*launcher, target, "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=out,
@@ -208,6 +352,13 @@ class BentoProcess:
                 preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )
         self.pid = self.proc.pid
+        self.start = start_time(self.pid)
+        self.known: list[tuple[int, int]] = []
+
+    def processes(self) -> list[tuple[int, int]]:
+        """Its processes now, remembered: a worker orphaned later is stopped from this list."""
+        self.known = sorted(set(self.known) | set(family(self.pid, self.start)))
+        return self.known
 
     def wait_ready(self, timeout: float = 120) -> bool:
         deadline = time.monotonic() + timeout
@@ -226,7 +377,7 @@ class BentoProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stop(self) -> None:
-        stop_group(self.pid)
+        stop_group(self.pid, start=self.start, known=self.known)
         if self.proc.poll() is None:
             self.proc.wait(10)
 
@@ -246,9 +397,14 @@ class BentoBuilder(dg.ConfigurableResource):
             built = package_elsewhere(
                 bundle, self.secrets.signing_key(), self.bentoml_home, Path(workdir), *label_args
             )
-        bundle_dir = bento_bundle(self.bentoml_home, built["bento_tag"])
-        record = json.loads((bundle_dir / signing.SIGNATURE_FILE).read_text())
-        return {**built, "digest": record["digest"], "key_id": record["key_id"]}
+        release = verify_stored(self.bentoml_home, built["bento_tag"], self.secrets.public_key())
+        record = release.bundle_signature
+        return {
+            **built,
+            "digest": record["digest"],
+            "key_id": record["key_id"],
+            "bento_digest": release.digest,
+        }
 
 
 class ServingTarget(dg.ConfigurableResource):
@@ -286,8 +442,14 @@ class LocalServing(ServingTarget):
     bentoml_home: str
     max_bars: int = ServeSettings.max_bars
     max_batch: int = ServeSettings.max_batch
+    max_body_bytes: int = ServeSettings.max_body_bytes
+    """The largest request body; the front door refuses a larger one before the bento sees it."""
+    max_in_flight: int = 256
+    """Requests at the bento at once; the front door sheds the next with a 503."""
     ready_timeout_s: float = 120.0
     drain_timeout_s: float = 30.0
+    lock_timeout_s: float = 600.0
+    """How long a deploy waits for another deploy to the same folder to finish."""
 
     @property
     def folder(self) -> Path:
@@ -307,6 +469,7 @@ class LocalServing(ServingTarget):
             prediction_log=Path(self.prediction_log),
             max_bars=self.max_bars,
             max_batch=self.max_batch,
+            max_body_bytes=self.max_body_bytes,
         )
 
     def bento_env(self) -> dict:
@@ -316,8 +479,8 @@ class LocalServing(ServingTarget):
         state = self.current() or {}
         return (
             state.get("bento_tag") == bento_tag
-            and alive(state.get("bento_pid"))
-            and alive(state.get("front_door_pid"))
+            and running(state.get("bento_pid"), state.get("bento_start"))
+            and running(state.get("front_door_pid"), state.get("front_door_start"))
         )
 
     def request_counts(self) -> dict[int, int]:
@@ -334,73 +497,92 @@ class LocalServing(ServingTarget):
         return counts
 
     def verify(self, bento_tag: str) -> dict:
-        """Deploys only signed bentos: the bundle must verify against the trusted key."""
-        bundle = bento_bundle(self.bentoml_home, bento_tag)
+        """Deploys only signed bentos: bento and bundle must verify against the trusted key."""
         try:
-            return signing.verify_bundle(bundle, self.secrets.public_key())
+            release = verify_stored(self.bentoml_home, bento_tag, self.secrets.public_key())
         except TradeopsError as exc:
             raise DeployError(f"refusing to deploy {bento_tag}: {exc}") from exc
+        return {**release.bundle_signature, "bento_digest": release.digest}
 
-    def _front_door(self) -> int:
+    def front_door_status(self, timeout: float = 2) -> dict:
+        """The front door's own view: backend, requests in flight per bento port, refusals.
+
+        Asked on its owner-only Unix socket: traders on the serving port never see it.
+        """
+        transport = httpx.HTTPTransport(uds=str(self.folder / ADMIN_SOCKET))
+        with httpx.Client(transport=transport, base_url="http://front-door", timeout=timeout) as c:
+            answer = c.get(STATUS_PATH)
+        answer.raise_for_status()
+        return answer.json()
+
+    def _front_door(self) -> tuple[int, int | None]:
         state = self.current() or {}
-        pid = state.get("front_door_pid")
-        if alive(pid):
-            return pid
-        log = (self.folder / "frontdoor.log").open("ab")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "resources.frontdoor",
-                "--port",
-                str(self.port),
-                "--state",
-                str(self.folder),
-            ],
-            cwd=REPO_ROOT,
-            env=serving_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        pid, start = state.get("front_door_pid"), state.get("front_door_start")
+        if pid and running(pid, start):
+            return pid, start
+        log_path = self.folder / "frontdoor.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "resources.frontdoor"),
+                    *("--port", str(self.port), "--state", str(self.folder)),
+                    *("--max-body-bytes", str(self.max_body_bytes)),
+                    *("--max-in-flight", str(self.max_in_flight)),
+                ],
+                cwd=REPO_ROOT,
+                env=serving_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        start = start_time(proc.pid)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
                 raise DeployError(
-                    f"the front door could not take port {self.port}; see "
-                    f"{self.folder / 'frontdoor.log'}"
+                    f"the front door could not start on port {self.port} "
+                    f"(exit {proc.returncode}); {log_path} ends:\n{tail}"
                 )
             try:
-                httpx.get(f"{self.url}/_frontdoor", timeout=1)
-                return proc.pid
-            except httpx.TransportError:
+                self.front_door_status(timeout=1)
+                return proc.pid, start
+            except (httpx.TransportError, httpx.HTTPStatusError):
                 time.sleep(0.1)
-        raise DeployError(f"the front door did not answer on port {self.port}")
+        stop_group(proc.pid, start=start)
+        raise DeployError(f"the front door did not answer on {self.folder / ADMIN_SOCKET}")
 
-    def _switch(self, front_door: int, backend: dict) -> None:
+    def _switch(self, front_door: tuple[int, int | None], backend: dict) -> None:
         tmp = self.folder / "backend.json.tmp"
         tmp.write_text(json.dumps(backend))
         os.replace(tmp, self.folder / "backend.json")
-        os.kill(front_door, signal.SIGHUP)
+        if not signal_process(*front_door, signal.SIGHUP):
+            raise DeployError(f"the front door (pid {front_door[0]}) is gone; nothing switched")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            status = httpx.get(f"{self.url}/_frontdoor", timeout=2).json()
-            if status["backend"].get("port") == backend["port"]:
+            if self.front_door_status()["backend"].get("port") == backend["port"]:
                 return
             time.sleep(0.05)
-        raise DeployError("the front door did not switch to the new bento")
+        raise DeployError(
+            f"the front door did not switch to port {backend['port']}; see "
+            f"{self.folder / 'frontdoor.log'}"
+        )
 
     def _drain(self, port: int) -> int:
         deadline = time.monotonic() + self.drain_timeout_s
         while time.monotonic() < deadline:
-            in_flight = httpx.get(f"{self.url}/_frontdoor", timeout=2).json()["in_flight"]
+            in_flight = self.front_door_status()["in_flight"]
             if not in_flight.get(str(port)):
                 return 0
             time.sleep(0.05)
         return int(in_flight.get(str(port), 0))
 
     def deploy(self, bento_tag: str, why: str, labels: dict) -> dict:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        with deploy_lock(self.folder, self.lock_timeout_s):
+            return self._deploy(bento_tag, why, labels)
+
+    def _deploy(self, bento_tag: str, why: str, labels: dict) -> dict:
+        os.chmod(self.folder, 0o700)  # it holds the front door's admin socket
         signature = self.verify(bento_tag)
         previous = self.current()
         new = BentoProcess(
@@ -414,25 +596,43 @@ class LocalServing(ServingTarget):
                 f"{self.ready_timeout_s:.0f} s; rolled back, "
                 f"{(previous or {}).get('bento_tag', 'nothing')} keeps serving. Its log:\n{tail}"
             )
-        if previous is None or not alive(previous.get("front_door_pid")):
+        processes = new.processes()
+        previous_door = (previous or {}).get("front_door_pid")
+        if not running(previous_door, (previous or {}).get("front_door_start")):
             (self.folder / "backend.json").write_text(json.dumps({"port": new.port}))
-        front_door = self._front_door()
-        self._switch(front_door, {"port": new.port, "bento_tag": bento_tag})
+        try:
+            front_door = self._front_door()
+            self._switch(front_door, {"port": new.port, "bento_tag": bento_tag})
+        except (DeployError, httpx.HTTPError) as exc:
+            new.stop()
+            raise DeployError(
+                f"{bento_tag} started but the front door did not take it ({exc}); stopped it, "
+                f"{(previous or {}).get('bento_tag', 'nothing')} keeps serving"
+            ) from exc
         left = 0
-        if previous and alive(previous.get("bento_pid")):
+        if previous and running(previous.get("bento_pid"), previous.get("bento_start")):
             left = self._drain(previous["bento_port"])
-            stop_group(previous["bento_pid"])
+        if previous:
+            stop_group(
+                previous.get("bento_pid"),
+                start=previous.get("bento_start"),
+                known=previous.get("bento_processes", []),
+            )
         record = {
             "bento_tag": bento_tag,
             "bento_pid": new.pid,
+            "bento_start": new.start,
+            "bento_processes": processes,
             "bento_port": new.port,
-            "front_door_pid": front_door,
+            "front_door_pid": front_door[0],
+            "front_door_start": front_door[1],
             "url": self.url,
             "since": datetime.now(UTC).isoformat(),
             "why": why,
             "labels": labels,
             "signature_digest": signature["digest"],
             "signing_key_id": signature["key_id"],
+            "bento_digest": signature["bento_digest"],
             "previous_bento_tag": (previous or {}).get("bento_tag"),
             "requests_cut_off_while_draining": left,
         }

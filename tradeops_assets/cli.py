@@ -518,7 +518,7 @@ def reproduce(deployment: Deployment, version: str) -> int:
 
 def serve(deployment: Deployment, stop: bool) -> int:
     """``make serve``: the deployed bento in the foreground, or stop the background one."""
-    from resources.serving import BENTOML, alive
+    from resources.serving import alive
 
     target = _resources(deployment)["serving"]
     state = target.current()
@@ -537,11 +537,53 @@ def serve(deployment: Deployment, stop: bool) -> int:
         )
         return 0
     target.verify(state["bento_tag"])
-    cmd = [str(BENTOML), "serve", state["bento_tag"], "--host", "127.0.0.1"]
-    cmd += ["--port", str(deployment.serve_port)]
+    cmd = [sys.executable, "-m", "bentos.trading_policy.launch", state["bento_tag"]]
+    cmd += ["--host", "127.0.0.1", "--port", str(deployment.serve_port)]
     print("+", " ".join(cmd), flush=True)
     os.execve(cmd[0], cmd, target.bento_env())
     return 0  # pragma: no cover
+
+
+def token(deployment: Deployment, action: str, client: str | None) -> int:
+    """Named clients' tokens: issue, revoke, list. The endpoint picks a change up within
+    about a second, with no redeploy; every issue and revocation is in the audit trail
+    (the token's hash prefix, never the token)."""
+    import hashlib
+
+    from resources.audit import person
+    from tradeops_assets.core import tokens
+    from tradeops_assets.core.errors import ConfigError
+
+    found = _resources(deployment)
+    path = found["secrets"].tokens_file()
+    current = tokens.read_tokens(path)
+    if action == "list":
+        for name in sorted(current):
+            print(name)
+        return 0
+    tokens.check_client(client or "", "tradeops token")
+    if action == "add":
+        if client in current:
+            raise ConfigError(f"client {client!r} already has a token; revoke it first")
+        secret = tokens.new_token()
+        event, updated = "token_issued", {**current, client: secret}
+    else:
+        if client not in current:
+            raise ConfigError(f"client {client!r} has no token in {path}")
+        secret = current[client]
+        event, updated = "token_revoked", {k: v for k, v in current.items() if k != client}
+    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    trail = found["audit"]
+    record = trail.append(event, person(), {"client": client, "token_sha256_prefix": fingerprint})
+    with _instance(deployment) as instance:
+        instance.report_runless_asset_event(trail.observation(record))
+    tokens.write_tokens(path, updated)
+    if action == "add":
+        print(secret)
+        print(f"issued a token to {client} (sha256 {fingerprint}...)", file=sys.stderr)
+    else:
+        print(f"revoked {client}'s token (sha256 {fingerprint}...)")
+    return 0
 
 
 def init(deployment: Deployment) -> None:
@@ -603,6 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ovr.add_argument("--version", required=True, help="the registered model version")
     ovr.add_argument("--reason", required=True, help="why, for the auditor")
+    tok = sub.add_parser("token", help="named clients' API tokens: add, revoke, list")
+    tok.add_argument("action", choices=["add", "revoke", "list"])
+    tok.add_argument("client", nargs="?", help="the trading client's name")
     sub.add_parser("init", help="create the local instance and dev secrets (make env runs it)")
     sub.add_parser("ui", help="the Dagster UI on the local instance (TRADEOPS_UI_PORT)")
     sub.add_parser(
@@ -630,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
             return reproduce(deployment, args.policy)
         elif args.command == "override":
             override(deployment, args.version, args.reason)
+        elif args.command == "token":
+            return token(deployment, args.action, args.client)
         elif args.command == "ui":
             return ui(deployment)
         elif args.command == "drift-demo":

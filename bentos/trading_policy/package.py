@@ -4,7 +4,9 @@
 what is verified at start-up is exactly what the store holds. ``build_bento``
 builds from ``bentofile.yaml`` with that one model pinned; the bento carries
 the service and ``tradeops_assets`` source and the project's lock file as its
-requirements, and nothing is resolved or downloaded at build time.
+requirements, and nothing is resolved or downloaded at build time. ``sign_built``
+then signs the bento whole (code, configuration, ``bento.yaml``, and the model
+tag and bundle digest it must serve): the unit of release.
 """
 
 import argparse
@@ -18,6 +20,7 @@ from typing import Any
 import bentoml
 import yaml
 
+from bentos.trading_policy.release import BUNDLE_DIR
 from tradeops_assets.core import signing
 from tradeops_assets.core.bundle import PolicyBundle
 
@@ -25,7 +28,6 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 BENTOFILE = HERE / "bentofile.yaml"
 MODEL_NAME = "trading_policy"
-BUNDLE_DIR = "bundle"
 
 
 def _labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
@@ -76,6 +78,15 @@ def build_bento(
     return str(bento.tag)
 
 
+def sign_built(bento_tag: str, model_tag: str, private_key: bytes | str) -> dict:
+    """Signs the stored bento ``bento_tag`` as serving exactly ``model_tag``'s bundle."""
+    bundle = Path(bentoml.models.get(model_tag).path) / BUNDLE_DIR
+    bundle_record = json.loads((bundle / signing.SIGNATURE_FILE).read_text())
+    return signing.sign_bento(
+        bentoml.bentos.get(bento_tag).path, private_key, model_tag, bundle_record["digest"]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True, type=Path, help="policy bundle directory")
@@ -86,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-bento", action="store_true", help="store the model only")
     args = parser.parse_args(argv)
     labels = dict(item.split("=", 1) for item in args.label)
-    model_tag = save_model(args.bundle, args.private_key_file.read_bytes(), labels)
+    key = args.private_key_file.read_bytes()
+    model_tag = save_model(args.bundle, key, labels)
     result = {"model_tag": model_tag}
     if not args.no_bento:
         result["bento_tag"] = build_bento(model_tag, labels)
+        signed = sign_built(result["bento_tag"], model_tag, key)
+        result["bento_digest"] = signing.bento_digest(signed)
     print(json.dumps(result))
     return 0
 

@@ -6,18 +6,26 @@ handlers cost about a millisecond a request (pydantic models built per bar),
 which would cap a 2-core box far below the thousands of decisions a second the
 traders need. The deployable is still a bento, and BentoML still provides
 ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics``, which stay open; every
-other path needs ``Authorization: Bearer $TRADEOPS_API_TOKEN``.
+other path needs a bearer token of a named client (``core.tokens``).
+
+In front of the handlers, ``Gate`` bounds every request before any work: the
+client's token, a JSON content type with no content encoding (nothing is ever
+decompressed), a declared size within the limit, and a cap on requests in flight,
+beyond which a fast 503 with ``Retry-After`` sheds load rather than queueing it.
+BentoML's request metrics count only known routes of authenticated clients, so
+neither random paths nor anonymous callers can grow ``/metrics``.
 
 Start-up refuses (the process exits, ``/readyz`` never answers) when a setting is
-missing or bad (``settings.py`` names the variable), when the policy bundle's
-signature does not verify, or when this code's features no longer match the
-bundle's. Serving imports neither torch nor stable-baselines3.
+missing or bad (``settings.py`` names the variable), when a private signing key is
+in the environment, when the bento is not whole as signed (``release.py``), or
+when this code's features no longer match the bundle's. Serving imports neither
+torch nor stable-baselines3.
 """
 
 import asyncio
-import hmac
 import json
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -25,14 +33,16 @@ from typing import Any
 
 import bentoml
 import numpy as np
-import yaml
+import prometheus_client
+from bentoml._internal.server.http import instruments
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bentos.trading_policy.settings import ServeSettings, workers_from_env
-from tradeops_assets.core import decision, features, request, signing
+from bentos.trading_policy.release import bento_model_tag, verify_release
+from bentos.trading_policy.settings import ServeSettings, private_key_exposure, workers_from_env
+from tradeops_assets.core import decision, features, request, tokens
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
@@ -44,9 +54,24 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger("tradeops.serving")
 
-DEFAULT_MODEL = "trading_policy:latest"
-BUNDLE_DIR = "bundle"  # the signed bundle's folder inside the model-store entry
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+ROUTES = {"/predict": "POST", "/predict_batch": "POST", "/metadata": "GET"}
+TOKEN_RELOAD_SECONDS = 1.0
+RETRY_AFTER_SECONDS = 1
+
+REFUSED_REQUESTS = prometheus_client.Counter(
+    "tradeops_refused_requests",
+    "Requests turned away before any work, by reason (a fixed set: never a path or a client)",
+    ["reason"],
+)
+LOG_WRITE_FAILURES = prometheus_client.Counter(
+    "tradeops_prediction_log_write_failures",
+    "Prediction log writes that failed; the rows are kept and retried",
+)
+TOKEN_RELOAD_FAILURES = prometheus_client.Counter(
+    "tradeops_token_reload_failures",
+    "Reads of the tokens file that failed; the previous tokens stay in force",
+)
 
 _state: "_Serving | None" = None
 
@@ -62,34 +87,112 @@ def _error(exc: RequestError) -> Response:
     return _json({"error": "invalid_request", "field": exc.field, "reason": exc.reason}, status)
 
 
-class BearerAuth:
-    """Plain ASGI, so the open probes pay nothing and a refused call never reaches a handler."""
+def _reply(status: int, payload: bytes, *headers: tuple[bytes, bytes]):
+    """A whole response as plain ASGI messages, for refusals made before any handler."""
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *headers,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": payload}
+
+
+def _header(scope, name: bytes) -> bytes:
+    return next((v for k, v in scope["headers"] if k == name), b"")
+
+
+def _refusal(scope) -> tuple[int, str, str] | None:
+    """Why a request is turned away at the gate, or None; cheap checks only, no body read."""
+    path = scope["path"]
+    if path in OPEN_PATHS:
+        return None
+    if path not in ROUTES:
+        return 404, "not_found", "no such route"
+    if _client(scope) is None:
+        return 401, "unauthorized", "missing or wrong bearer token"
+    if scope["method"] != ROUTES[path]:
+        return 405, "method_not_allowed", f"{path} takes {ROUTES[path]}"
+    if scope["method"] == "POST":
+        encoding = _header(scope, b"content-encoding").strip().lower()
+        if encoding not in (b"", b"identity"):
+            return 415, "unsupported_encoding", "content-encoding is not accepted; send plain JSON"
+        kind = _header(scope, b"content-type").split(b";")[0].strip().lower()
+        if kind != b"application/json":
+            return 415, "unsupported_media_type", "content-type must be application/json"
+        declared = _header(scope, b"content-length")
+        limit = _state.settings.max_body_bytes if _state is not None else 0
+        if declared and (not declared.isdigit() or int(declared) > limit):
+            return 413, "too_large", f"body larger than {limit} bytes"
+    return None
+
+
+def _client(scope) -> str | None:
+    """The named client whose token the request carries (memoised on the scope)."""
+    state = scope.setdefault("state", {})
+    if "tradeops_client" not in state:
+        state["tradeops_client"] = (
+            _state.client(_header(scope, b"authorization")) if _state is not None else None
+        )
+    return state["tradeops_client"]
+
+
+class Gate:
+    """Plain ASGI in front of the handlers: a refused call costs a few microseconds."""
 
     def __init__(self, app) -> None:
         self.app = app
+        self.in_flight = 0
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        expected = _state.expected_auth if _state is not None else None
-        if expected is not None and hmac.compare_digest(given, expected):
+        refused = _refusal(scope)
+        if refused is None and _state is not None and self.in_flight >= _state.max_in_flight:
+            refused = (503, "overloaded", "too many requests in flight; retry after 1 s")
+        if refused is not None:
+            status, error, reason = refused
+            REFUSED_REQUESTS.labels(error).inc()
+            headers = [(b"www-authenticate", b'Bearer realm="tradeops"')] if status == 401 else []
+            if status == 503:
+                headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            payload = json.dumps({"error": error, "reason": reason}).encode()
+            for message in _reply(status, payload, *headers):
+                await send(message)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def _metered_only_when_known(middleware_call):
+    """BentoML labels its request metrics with the raw path, before any auth: 3,000
+    random paths grew ``/metrics`` to 24 MB. Only open probes and authenticated calls
+    to known routes are labelled; the rest count in ``tradeops_refused_requests``."""
+
+    async def call(self, scope, receive, send):
+        path = scope.get("path")
+        if (
+            scope["type"] == "http"
+            and path not in OPEN_PATHS
+            and (path not in ROUTES or _client(scope) is None)
+        ):
             await self.app(scope, receive, send)
             return
-        body = b'{"error":"unauthorized","reason":"missing or wrong bearer token"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="tradeops"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await middleware_call(self, scope, receive, send)
+
+    return call
+
+
+instruments.RunnerTrafficMetricsMiddleware.__call__ = _metered_only_when_known(
+    instruments.RunnerTrafficMetricsMiddleware.__call__
+)
 
 
 class _Serving:
@@ -103,9 +206,49 @@ class _Serving:
         self.version = bundle.version
         self.log = log
         self.settings = settings
-        self.expected_auth = f"Bearer {settings.api_token}".encode()
-        self.limits = request.Limits(max_bars=settings.max_bars, max_batch=settings.max_batch)
+        self.max_in_flight = settings.max_in_flight
+        self.limits = request.Limits(
+            max_bars=settings.max_bars,
+            max_batch=settings.max_batch,
+            max_batch_bars=settings.max_batch_bars,
+        )
         self._pending: list[tuple[request.ParsedRequest, asyncio.Future]] = []
+        self._tokens_mtime: int | None = None
+        self._tokens_checked = 0.0
+        self.tokens = self._read_tokens()
+
+    def _read_tokens(self) -> tokens.TokenSet:
+        """The env's token (client ``default``) and the tokens file's named clients."""
+        named = {}
+        if self.settings.tokens_file is not None:
+            self._tokens_mtime = self.settings.tokens_file.stat().st_mtime_ns
+            named = tokens.read_tokens(self.settings.tokens_file)
+        if self.settings.api_token:
+            if tokens.DEFAULT_CLIENT in named:
+                raise ConfigError(
+                    f"client {tokens.DEFAULT_CLIENT!r} is both in TRADEOPS_API_TOKEN and in "
+                    f"{self.settings.tokens_file}"
+                )
+            named[tokens.DEFAULT_CLIENT] = self.settings.api_token
+        found = tokens.TokenSet.of(named, str(self.settings.tokens_file or "TRADEOPS_API_TOKEN"))
+        if not len(found):
+            raise ConfigError(f"{self.settings.tokens_file} names no client: nobody could call")
+        return found
+
+    def client(self, authorization: bytes) -> str | None:
+        """Checks the tokens file at most once a second: a revoked client is out within ~1 s
+        of the file changing, with no redeploy; a bad new file keeps the old tokens."""
+        now = time.monotonic()
+        if self.settings.tokens_file is not None and now - self._tokens_checked >= 1.0:
+            self._tokens_checked = now
+            try:
+                if self.settings.tokens_file.stat().st_mtime_ns != self._tokens_mtime:
+                    self.tokens = self._read_tokens()
+                    logger.info("tokens reloaded: %d clients", len(self.tokens))
+            except (OSError, TradeopsError) as exc:
+                TOKEN_RELOAD_FAILURES.inc()
+                logger.error("tokens file not reloaded, previous tokens stay: %s", exc)
+        return self.tokens.client(authorization)
 
     def decide_soon(self, parsed: request.ParsedRequest) -> asyncio.Future:
         """Coalesces the single requests that arrive in one event-loop turn into one batch.
@@ -133,7 +276,9 @@ class _Serving:
             if not future.done():
                 future.set_result((decisions, i))
 
-    def record(self, decisions: decision.Decisions, rows: list[int], started: float) -> list[str]:
+    def record(
+        self, decisions: decision.Decisions, rows: list[int], started: float, client: str
+    ) -> list[str]:
         base = uuid.uuid4().hex
         ids = [f"{base}-{i}" for i in range(len(rows))] if len(rows) > 1 else [base]
         take = np.asarray(rows)
@@ -149,9 +294,30 @@ class _Serving:
                 policy_version=self.version,
                 bento_tag=self.bento_tag,
                 latency_ms=(time.perf_counter() - started) * 1e3,
+                client=client,
             )
         )
         return ids
+
+    def refused(
+        self, client: str, status: int, reason: str, started: float, symbol: str | None = None
+    ) -> str:
+        """What a known client got instead of a decision goes in the log as well."""
+        request_id = uuid.uuid4().hex
+        self.log.append(
+            LogBatch.refused(
+                request_id=request_id,
+                client=client,
+                symbol=symbol,
+                http_status=status,
+                reason=reason[:500],
+                policy_version=self.version,
+                bento_tag=self.bento_tag,
+                latency_ms=(time.perf_counter() - started) * 1e3,
+                predicted_at_us=now_us(),
+            )
+        )
+        return request_id
 
     def answer(self, target: float, request_id: str) -> dict[str, Any]:
         return {
@@ -169,35 +335,55 @@ def _serving() -> _Serving:
 
 
 async def _body(http: Request) -> Any:
+    """Reads at most the limit, whatever the headers claimed (chunked bodies declare none)."""
     limit = _serving().settings.max_body_bytes
-    if int(http.headers.get("content-length") or 0) > limit:
-        raise RequestError("body", f"larger than {limit} bytes")
-    raw = await http.body()
-    if len(raw) > limit:
-        raise RequestError("body", f"larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in http.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError("body", f"larger than {limit} bytes")
+        chunks.append(chunk)
     try:
-        return _loads(raw)
+        return _loads(b"".join(chunks))
     except ValueError as exc:
         raise RequestError("body", f"is not valid JSON: {exc}") from None
+
+
+def _symbol_of(payload: Any) -> str | None:
+    symbol = payload.get("symbol") if isinstance(payload, dict) else None
+    return symbol if isinstance(symbol, str) and request.SYMBOL_PATTERN.fullmatch(symbol) else None
 
 
 async def predict(http: Request) -> Response:
     started = time.perf_counter()
     state = _serving()
+    client = http.scope["state"]["tradeops_client"]
+    payload = None
     try:
         payload = await _body(http)
         parsed = request.parse_request(payload, state.bundle, state.limits)
     except RequestError as exc:
-        return _error(exc)
+        return _refuse(state, client, exc, started, _symbol_of(payload))
     decisions, row = await state.decide_soon(parsed)
-    (request_id,) = state.record(decisions, [row], started)
+    if refused := decisions.refusal(row):
+        return _refuse(state, client, refused, started, parsed.symbol)
+    (request_id,) = state.record(decisions, [row], started, client)
     return _json(state.answer(decisions.targets[row], request_id))
+
+
+def _refuse(
+    state: _Serving, client: str, exc: RequestError, started: float, symbol: str | None = None
+) -> Response:
+    response = _error(exc)
+    state.refused(client, response.status_code, f"{exc.field}: {exc.reason}", started, symbol)
+    return response
 
 
 async def predict_batch(http: Request) -> Response:
     """Body: ``{"requests": [...]}`` or a bare list; one invalid request refuses the batch."""
     started = time.perf_counter()
     state = _serving()
+    client = http.scope["state"]["tradeops_client"]
     try:
         payload = await _body(http)
         if isinstance(payload, dict):
@@ -208,8 +394,8 @@ async def predict_batch(http: Request) -> Response:
             requests, path = payload, ""
         decisions = decision.decide(state.bundle, requests, state.limits, path=path)
     except RequestError as exc:
-        return _error(exc)
-    ids = state.record(decisions, list(range(len(decisions))), started)
+        return _refuse(state, client, exc, started)
+    ids = state.record(decisions, list(range(len(decisions))), started, client)
     answers = [state.answer(t, i) for t, i in zip(decisions.targets.tolist(), ids, strict=True)]
     return _json(answers)
 
@@ -227,7 +413,12 @@ async def metadata(_: Request) -> Response:
             "symbols": sorted(bundle.symbols),
             "feature_columns": list(bundle.recipe.feature_columns),
             "min_bars": bundle.min_bars,
-            "limits": {"max_bars": state.limits.max_bars, "max_batch": state.limits.max_batch},
+            "limits": {
+                "max_bars": state.limits.max_bars,
+                "max_batch": state.limits.max_batch,
+                "max_batch_bars": state.limits.max_batch_bars,
+                "max_body_bytes": state.settings.max_body_bytes,
+            },
         }
     )
 
@@ -241,28 +432,20 @@ api = Starlette(
 )
 
 
-def _model_tag(settings: ServeSettings) -> str:
-    """The policy this bento was built with, not whatever model is newest in the store.
-
-    BentoML serves a bento from its ``src`` folder and keeps models in the shared
-    store, where ``trading_policy:latest`` moves with every build; the bento's own
-    manifest names the one model it was built and signed with.
-    """
-    if settings.model_tag:
-        return settings.model_tag
-    manifest = Path.cwd().parent / "bento.yaml"
-    if bentoml.server_context.bento_version not in (None, "not available") and manifest.exists():
-        models = yaml.safe_load(manifest.read_text()).get("models") or []
-        if len(models) == 1:
-            return str(models[0]["tag"])
-    return DEFAULT_MODEL
+def _bento_dir() -> Path:
+    """BentoML serves a bento from its ``src`` folder; source trees are never served."""
+    ctx = bentoml.server_context
+    if ctx.bento_version in (None, "not available"):
+        raise ConfigError(
+            "serving from a source tree: only a signed bento serves traders "
+            "(python -m bentos.trading_policy.package builds and signs one)"
+        )
+    return Path.cwd().parent
 
 
 def _bento_tag() -> str:
     ctx = bentoml.server_context
-    if ctx.bento_version and ctx.bento_version != "not available":
-        return f"{ctx.bento_name}:{ctx.bento_version}"
-    return f"{ctx.bento_name or 'trading_policy'}:source"
+    return f"{ctx.bento_name}:{ctx.bento_version}"
 
 
 @bentoml.service(
@@ -275,16 +458,20 @@ def _bento_tag() -> str:
 class TradingPolicy:
     def __init__(self) -> None:
         global _state
+        if exposed := private_key_exposure(os.environ):
+            raise ConfigError(
+                f"{', '.join(exposed)} in the serving environment: serving never holds the "
+                "private signing key"
+            )
         settings = ServeSettings.from_env()
-        public_key = signing.load_public_key(settings.public_key)
-        tag = _model_tag(settings)
+        bento_dir = _bento_dir()
+        tag = bento_model_tag(bento_dir)
         try:
             model = bentoml.models.get(tag)
         except bentoml.exceptions.NotFound as exc:
             raise ConfigError(f"policy model {tag!r} not in the BentoML store: {exc}") from exc
-        bundle_dir = Path(model.path) / BUNDLE_DIR
-        record = signing.verify_bundle(bundle_dir, public_key)
-        bundle = PolicyBundle.load(bundle_dir)
+        release = verify_release(bento_dir, model.path, settings.public_key, settings.model_tag)
+        bundle = PolicyBundle.load(release.bundle_dir)
         mismatch = features.feature_mismatch(features.self_check_bars())
         if mismatch > 1e-9:
             raise TradeopsError(
@@ -295,15 +482,19 @@ class TradingPolicy:
             settings.prediction_log,
             flush_rows=settings.log_flush_rows,
             flush_seconds=settings.log_flush_seconds,
+            on_failure=_log_write_failed,
         )
         _state = _Serving(bundle, _bento_tag(), self.log, settings)
         logger.info(
-            "serving policy %s from %s (signed by key %s), bento %s, prediction log %s",
+            "serving policy %s from %s (bento digest %s, signed by key %s), bento %s, "
+            "prediction log %s, %d clients",
             bundle.version,
             model.tag,
-            record["key_id"],
+            release.digest[:16],
+            release.bento_signature["key_id"],
             _state.bento_tag,
             self.log.root,
+            len(_state.tokens),
         )
 
     @bentoml.on_shutdown
@@ -311,4 +502,9 @@ class TradingPolicy:
         self.log.close()
 
 
-TradingPolicy.add_asgi_middleware(BearerAuth)
+def _log_write_failed(message: str) -> None:
+    LOG_WRITE_FAILURES.inc()
+    logger.error("prediction log write failed (rows kept, retried): %s", message)
+
+
+TradingPolicy.add_asgi_middleware(Gate)

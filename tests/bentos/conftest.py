@@ -16,7 +16,7 @@ import pytest
 from bentos.trading_policy.settings import ServeSettings
 from resources.secrets import API_TOKEN, PUBLIC_KEY, SIGNING_KEY, DevSecrets
 from resources.serving import BentoProcess, bento_env, free_port, package_elsewhere
-from tradeops_assets.core import features, signing, synthetic
+from tradeops_assets.core import features, signing, synthetic, tokens
 from tradeops_assets.core.bundle import write_bundle
 from tradeops_assets.core.market import EnvConfig
 from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
@@ -25,6 +25,7 @@ from tradeops_assets.core.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef0123456789"  # 37 bytes: over the 32 minimum
+DESK_TOKEN = "desk-a-token-0123456789abcdef01234567"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Served:
     bento_tag: str
     model_tag: str
     bars: pl.DataFrame
+    tokens_file: Path
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
@@ -76,8 +78,12 @@ def bento_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bentoml")
 
 
-def server_env(bento_home: Path, public_key: str, log_dir: Path, **extra: str) -> dict:
-    settings = ServeSettings(TOKEN, public_key, log_dir, log_flush_seconds=0.2)
+def server_env(
+    bento_home: Path, public_key: str, log_dir: Path, tokens_file: Path | None = None, **extra: str
+) -> dict:
+    settings = ServeSettings(
+        TOKEN, public_key, log_dir, tokens_file=tokens_file, log_flush_seconds=0.2
+    )
     return bento_env(bento_home, settings, PYTHONPATH=str(REPO), **extra)
 
 
@@ -127,7 +133,11 @@ class Server(BentoProcess):
 def served(packaged, bento_home, keypair, policy_bundle, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
     log_dir = tmp / "predictions"
-    server = Server(packaged["bento_tag"], server_env(bento_home, keypair.public_b64, log_dir))
+    tokens_file = tmp / "keys" / "api_tokens.json"
+    tokens.write_tokens(tokens_file, {"desk-a": DESK_TOKEN})
+    server = Server(
+        packaged["bento_tag"], server_env(bento_home, keypair.public_b64, log_dir, tokens_file)
+    )
     try:
         assert server.wait_ready(), server.log_text()[-5000:]
         yield Served(
@@ -137,6 +147,7 @@ def served(packaged, bento_home, keypair, policy_bundle, tmp_path_factory):
             packaged["bento_tag"],
             packaged["model_tag"],
             policy_bundle[1],
+            tokens_file,
         )
     finally:
         server.stop()

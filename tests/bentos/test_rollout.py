@@ -138,5 +138,5 @@ def test_a_bento_failing_its_health_check_is_rolled_back(target, packaged, secon
     assert "TRADEOPS_MAX_BATCH='0' must be >= 1" in str(err.value)
     assert target.current()["bento_tag"] == packaged["bento_tag"]
     assert alive(first["bento_pid"])
-    status = httpx.get(f"{target.url}/_frontdoor").json()
+    status = target.front_door_status()
     assert status["backend"]["port"] == first["bento_port"]

@@ -4,16 +4,14 @@ import copy
 import json
 import shutil
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from resources.serving import DeployError
-from tradeops_assets.core import signing
 from tradeops_assets.core.prediction_log import read_log
 
-from .conftest import Server, package, request_for, server_env
+from .conftest import package, request_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bento")]
 SYMBOL = "SYN0001"
@@ -130,6 +128,13 @@ BAD_INPUTS = [
     ("symbol", "NOPE", "symbol"),
     ("symbol", 42, "symbol"),
     ("bars", {"open": 1}, "bars"),
+    ("bars.8.timestamp", "now", "bars[8].timestamp"),
+    ("bars.9.timestamp", "today", "bars[9].timestamp"),
+    ("bars.10.vwap", 101.0, "bars[10].vwap"),
+    ("leverage", 10, "leverage"),
+    ("symbol", "X" * 33, "symbol"),
+    ("symbol", "SYN0001\u0000", "symbol"),
+    ("bars.17.volume", 10**400, "bars[17].volume"),
 ]
 
 
@@ -158,7 +163,9 @@ def test_size_and_shape_limits(served, good):
     short = _mutate(good, "bars", good["bars"][:79])
     with served.client() as client:
         too_short = client.post("/predict", json=short)
-        not_json = client.post("/predict", content=b"{oops")
+        not_json = client.post(
+            "/predict", content=b"{oops", headers={"content-type": "application/json"}
+        )
         huge = client.post("/predict", json=_mutate(good, "bars", good["bars"] * 50))
         big_batch = client.post("/predict_batch", json={"requests": [{}] * 1001})
         empty = client.post("/predict_batch", json={"requests": []})
@@ -176,8 +183,9 @@ def test_size_and_shape_limits(served, good):
     assert wrong_root.status_code == 422
 
 
-def test_invalid_requests_are_never_logged(served, good):
-    """Refused requests carry a position no valid request sends; none of it may be logged."""
+def test_invalid_requests_are_logged_as_refused_never_as_decisions(served, good):
+    """Refused requests carry a position no valid request sends: none is a decision, each
+    is a refusal with its client, status and reason."""
     marked = {**good, "position": -0.123456}
     with served.client() as client:
         for path in ("bars.3.close", "bars.4.high", "bars.5.volume"):
@@ -189,6 +197,14 @@ def test_invalid_requests_are_never_logged(served, good):
     assert logged.filter(pl.col("position") == -0.123456).height == 0
     assert logged.filter(pl.col("request_id") == ok)["position"].to_list() == [0.654321]
     assert logged.filter(pl.col("target_position").is_null()).height == 0
+    everything = read_log(served.log_dir, include_refused=True)
+    refusals = everything.filter(
+        (pl.col("status") == "refused") & pl.col("reason").str.starts_with("bars[")
+    )
+    assert refusals.height >= 3
+    assert set(refusals["client"].to_list()) == {"default"}
+    assert set(refusals["http_status"].to_list()) == {422}
+    assert refusals["target_position"].null_count() == refusals.height
 
 
 def test_auth_is_required_except_for_probes(served, good):
@@ -203,61 +219,6 @@ def test_auth_is_required_except_for_probes(served, good):
             assert client.get("/metadata").status_code == 401
         for probe in ("/healthz", "/livez", "/readyz", "/metrics"):
             assert anonymous.get(probe).status_code == 200, probe
-
-
-def _refuses(server: Server, reason: str) -> None:
-    try:
-        ready = server.wait_ready(timeout=90)
-        code = server.wait_exit(timeout=60) if not ready else None
-        text = server.log_text()
-        assert not ready, text[-3000:]
-        assert code not in (None, 0), text[-3000:]
-        assert reason in text, text[-3000:]
-    finally:
-        server.stop()
-
-
-def copy_of_model(packaged: dict, bento_home: Path, keypair, log: Path, name: str):
-    """A copy of the packaged model under a new version, and the env that serves it."""
-    model_dir = bento_home / "models" / "trading_policy"
-    version = packaged["model_tag"].split(":")[1]
-    copy = model_dir / name
-    shutil.copytree(model_dir / version, copy)
-    (copy / "model.yaml").write_text((copy / "model.yaml").read_text().replace(version, name))
-    env = server_env(
-        bento_home, keypair.public_b64, log, TRADEOPS_POLICY_MODEL=f"trading_policy:{name}"
-    )
-    return copy / "bundle", env
-
-
-def test_a_tampered_bundle_is_refused(packaged, bento_home, keypair, tmp_path):
-    bundle, env = copy_of_model(packaged, bento_home, keypair, tmp_path / "log", "tampered0001")
-    lineage = bundle / "lineage.json"
-    lineage.write_text(lineage.read_text().replace('"7"', '"8"'))
-    _refuses(Server(packaged["bento_tag"], env), "modified after signing")
-
-
-def test_a_missing_signature_or_key_is_refused(packaged, bento_home, keypair, tmp_path):
-    other = signing.DevKeypair.generate().public_b64
-    _refuses(
-        Server(packaged["bento_tag"], server_env(bento_home, other, tmp_path / "a")),
-        "does not verify with the configured key",
-    )
-    _refuses(
-        Server(
-            packaged["bento_tag"],
-            server_env(bento_home, "", tmp_path / "b"),
-        ),
-        "TRADEOPS_SIGNING_PUBLIC_KEY is not set",
-    )
-    bundle, env = copy_of_model(packaged, bento_home, keypair, tmp_path / "c", "unsigned0001")
-    (bundle / signing.SIGNATURE_FILE).unlink()
-    _refuses(Server(packaged["bento_tag"], env), "is not signed")
-
-
-def test_no_token_configured_is_refused(packaged, bento_home, keypair, tmp_path):
-    env = server_env(bento_home, keypair.public_b64, tmp_path / "log", TRADEOPS_API_TOKEN="")
-    _refuses(Server(packaged["bento_tag"], env), "TRADEOPS_API_TOKEN is not set")
 
 
 def test_package_builds_offline_with_the_model_pinned(packaged, bento_home):
@@ -294,3 +255,188 @@ def test_the_served_features_and_action_are_the_training_pipelines(served, polic
     row = read_log(served.log_dir).filter(pl.col("request_id") == body["request_id"])
     served_features = row.select(list(bundle.recipe.feature_columns)).to_numpy()[0]
     assert served_features == pytest.approx(features, rel=1e-9, abs=1e-12)
+
+
+def raw_post(served, path: str, body: bytes, **headers: str):
+    import httpx
+
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        return client.post(
+            path,
+            content=body,
+            headers={"authorization": f"Bearer {served.token}", **headers},
+        )
+
+
+def test_input_is_bounded_before_any_work(served, good):
+    import gzip
+
+    body = json.dumps(good).encode()
+    bomb = gzip.compress(b"[" + b" " * 20_000_000 + b"]")  # 20 MB of JSON in ~20 KB
+    cases = {
+        "gzip": raw_post(
+            served,
+            "/predict",
+            bomb,
+            **{"content-type": "application/json", "content-encoding": "gzip"},
+        ),
+        "text": raw_post(served, "/predict", body, **{"content-type": "text/plain"}),
+        "form": raw_post(
+            served, "/predict", body, **{"content-type": "application/x-www-form-urlencoded"}
+        ),
+        "none": raw_post(served, "/predict", body),
+    }
+    assert cases["gzip"].status_code == 415
+    assert cases["gzip"].json()["error"] == "unsupported_encoding"
+    for name in ("text", "form", "none"):
+        assert cases[name].status_code == 415, name
+    import socket
+
+    with socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1]))) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + f"authorization: Bearer {served.token}\r\n".encode()
+            + b"content-length: 1000000000\r\n\r\n"
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")  # refused before any body byte
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * 1_000_000
+
+    import httpx
+
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        meta = client.get("/metadata", headers={"authorization": f"Bearer {served.token}"})
+        limit = meta.json()["limits"]["max_body_bytes"]
+        chunked = client.post(
+            "/predict",
+            content=chunks(),
+            headers={"authorization": f"Bearer {served.token}", "content-type": "application/json"},
+        )
+    assert 1_000_000 < limit < 40_000_000
+    assert chunked.status_code == 413, chunked.text  # no content-length, still bounded
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = raw_post(served, "/predict", deep, **{"content-type": "application/json"})
+    assert nested.status_code == 422, nested.text
+    with served.client() as client:
+        assert client.post("/predict", json=good).status_code == 200
+
+
+def test_extreme_prices_get_a_422_and_never_a_nan_decision(served, good):
+    extreme = copy.deepcopy(good)
+    for i, bar in enumerate(extreme["bars"]):
+        scale = 1e300 if i % 2 else 1e-300
+        for key in ("open", "high", "low", "close"):
+            bar[key] = bar[key] * scale
+        bar["volume"] = 1e308
+    marked = {**extreme, "position": -0.987654}
+    with served.client() as client:
+        single = client.post("/predict", json=marked)
+        batch = client.post("/predict_batch", json={"requests": [good, marked]})
+        after = client.post("/predict", json=good)
+    assert single.status_code == 422, single.text
+    assert "beyond float range" in single.json()["reason"]
+    assert batch.status_code == 422
+    assert batch.json()["field"] == "requests[1].bars"
+    assert after.status_code == 200
+    rid = after.json()["request_id"]
+    logged_ids(served, {rid})
+    served_rows = read_log(served.log_dir)
+    assert served_rows.filter(pl.col("position") == -0.987654).height == 0
+    assert served_rows["target_position"].is_nan().sum() == 0
+
+
+def test_named_clients_are_logged_and_revoked_without_a_redeploy(served, good):
+    from tradeops_assets.core import tokens
+
+    from .conftest import DESK_TOKEN
+
+    desk_b = "desk-b-token-" + "x" * 30
+    with served.client(DESK_TOKEN) as desk_a:
+        answer = desk_a.post("/predict", json=good)
+    assert answer.status_code == 200
+    tokens.write_tokens(served.tokens_file, {"desk-a": DESK_TOKEN, "desk-b": desk_b})
+    with served.client(desk_b) as client:
+        b_answer = _until(lambda: client.post("/predict", json=good), 200)
+    logged_ids(served, {answer.json()["request_id"], b_answer.json()["request_id"]})
+    log = read_log(served.log_dir)
+    by_id = dict(zip(log["request_id"].to_list(), log["client"].to_list(), strict=True))
+    assert by_id[answer.json()["request_id"]] == "desk-a"
+    assert by_id[b_answer.json()["request_id"]] == "desk-b"
+    tokens.write_tokens(served.tokens_file, {"desk-b": desk_b})  # desk-a revoked
+    with served.client(DESK_TOKEN) as client:
+        _until(lambda: client.post("/predict", json=good), 401)
+    served.tokens_file.write_text("{not json")  # a bad edit keeps the tokens in force
+    with served.client(desk_b) as client:
+        for _ in range(3):
+            time.sleep(0.6)
+            assert client.post("/predict", json=good).status_code == 200
+    with served.client() as client:
+        metrics = client.get("/metrics").text
+    assert "tradeops_token_reload_failures_total" in metrics
+    tokens.write_tokens(served.tokens_file, {"desk-a": DESK_TOKEN})
+
+
+def _until(call, status: int, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if response.status_code == status or time.monotonic() > deadline:
+            assert response.status_code == status, response.text
+            return response
+        time.sleep(0.2)
+
+
+def test_random_paths_and_anonymous_calls_create_no_metric_series(served, good):
+    import uuid
+
+    import httpx
+
+    marker = uuid.uuid4().hex[:12]
+    with httpx.Client(base_url=served.url, timeout=30) as anonymous:
+        for i in range(300):
+            anonymous.get(f"/{marker}-{i}")
+            anonymous.post("/predict", json=good)
+        before = anonymous.get("/metrics").text
+        for i in range(300, 600):
+            anonymous.get(f"/{marker}-{i}", headers={"authorization": f"Bearer {served.token}"})
+        after = anonymous.get("/metrics").text
+    assert marker not in after
+    series = [line for line in after.splitlines() if line and not line.startswith("#")]
+    assert len(series) < 400, len(series)
+    assert 'reason="not_found"' in after
+    assert 'reason="unauthorized"' in after
+    assert abs(len(after) - len(before)) < 2_000  # 300 more paths: counters move, no new series
+
+
+def test_overload_sheds_fast_with_retry_after(packaged, bento_home, keypair, tmp_path, good):
+    """One slow upload holds the only slot; the next caller gets 503 at once, not a queue."""
+    import socket
+
+    import httpx
+
+    from .conftest import TOKEN, Server, server_env
+
+    env = server_env(bento_home, keypair.public_b64, tmp_path / "log", TRADEOPS_MAX_IN_FLIGHT="1")
+    server = Server(packaged["bento_tag"], env)
+    try:
+        assert server.wait_ready(), server.log_text()[-3000:]
+        body = json.dumps(good).encode()
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(
+            b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + f"authorization: Bearer {TOKEN}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body[:100]
+        )
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=server.url, timeout=10, headers=headers) as client:
+            shed = _until(lambda: client.post("/predict", json=good), 503)
+            assert shed.headers["retry-after"] == "1"
+            assert shed.json()["error"] == "overloaded"
+            slow.sendall(body[100:])
+            assert b"200 OK" in slow.recv(65536)
+            slow.close()
+            assert client.post("/predict", json=good).status_code == 200
+    finally:
+        server.stop()

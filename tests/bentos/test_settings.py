@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bentos.trading_policy.settings import ServeSettings
+from bentos.trading_policy.settings import (
+    ServeSettings,
+    private_key_exposure,
+    serving_environment,
+)
 from tradeops_assets.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,12 +30,40 @@ def test_settings_round_trip_through_the_environment_the_deployer_writes():
     assert settings.max_bars == ServeSettings.max_bars  # a default from one place
     assert ServeSettings.from_env(settings.to_env()) == settings
     assert "TRADEOPS_SIGNING_KEY" not in settings.to_env()
+    named = ServeSettings.from_env(
+        {**GOOD, "TRADEOPS_API_TOKEN": "", "TRADEOPS_API_TOKENS_FILE": "/etc/tradeops/tokens.json"}
+    )
+    assert named.api_token is None
+    assert ServeSettings.from_env(named.to_env()) == named
+
+
+def test_a_serving_environment_passes_only_what_serving_reads():
+    deployer = {
+        **GOOD,
+        "PATH": "/usr/bin",
+        "TRADEOPS_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----x",
+        "TRADEOPS_SIGNING_KEY_FILE": "/keys/signing.pem",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "DAGSTER_HOME": "/dagster",
+        "TRADEOPS_MAX_BATCH": "10",
+    }
+    env = serving_environment(deployer, BENTOML_HOME="/store")
+    assert env == {
+        **GOOD,
+        "PATH": "/usr/bin",
+        "TRADEOPS_MAX_BATCH": "10",
+        "BENTOML_HOME": "/store",
+    }
+    assert private_key_exposure(env) == []
+    assert private_key_exposure(deployer) == ["TRADEOPS_SIGNING_KEY", "TRADEOPS_SIGNING_KEY_FILE"]
+    assert private_key_exposure({"X": "...-----BEGIN OPENSSH PRIVATE KEY-----..."}) == ["X"]
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"TRADEOPS_API_TOKEN": "  "}, "TRADEOPS_API_TOKEN is not set"),
+        ({"TRADEOPS_API_TOKEN": "  "}, "neither TRADEOPS_API_TOKEN nor TRADEOPS_API_TOKENS_FILE"),
+        ({"TRADEOPS_API_TOKEN": "t" * 20 + " " + "t" * 20}, "TRADEOPS_API_TOKEN holds whitespace"),
         (
             {"TRADEOPS_API_TOKEN": "  " + "t" * 31 + "\n"},
             "TRADEOPS_API_TOKEN is 31 bytes; a bearer",

@@ -27,10 +27,23 @@ class Decisions:
     symbols: list[str]
     positions: np.ndarray  # float64 [batch]: the position each request reported
     bar_timestamps_us: np.ndarray  # int64 [batch]: the decision bar's timestamp
+    finite: np.ndarray | None = None
+    """bool [batch]: False where a request's features or decision left float range; its
+    target is NaN and must be refused, never served (see ``refusal``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.symbols)
+
+    def refusal(self, row: int, path: str = "") -> RequestError | None:
+        """Why request ``row`` gets no decision, or None: extreme prices that validate one
+        by one can still overflow a feature (a squared return, a volume ratio)."""
+        if self.finite is None or self.finite[row]:
+            return None
+        return RequestError(
+            f"{path}bars",
+            "give features or a decision beyond float range (prices or volumes too extreme)",
+        )
 
 
 def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Decisions:
@@ -46,15 +59,21 @@ def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Deci
         raw[indices] = F.tail_features(stacked, window)
     positions = np.fromiter((r.position for r in parsed), np.float64, batch)
     obs = np.empty((batch, window * n_features + 1), np.float32)
-    obs[:, :-1] = bundle.normaliser.apply(raw).reshape(batch, -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        obs[:, :-1] = bundle.normaliser.apply(raw).reshape(batch, -1)
     obs[:, -1] = positions
+    finite = np.isfinite(obs).all(axis=1)
+    obs[~finite] = 0.0  # the other requests of the batch still get their decisions
     targets = bundle.policy.act(obs) * bundle.env.max_position
+    finite &= np.isfinite(targets)
+    targets[~finite] = np.nan
     return Decisions(
         targets=targets,
         features=raw[:, -1, :],
         symbols=[r.symbol for r in parsed],
         positions=positions,
         bar_timestamps_us=np.fromiter((r.last_timestamp_us for r in parsed), np.int64, batch),
+        finite=finite,
     )
 
 
@@ -76,13 +95,26 @@ def decide(
             path, f"at most {limits.max_batch} requests per batch, got {len(requests)}"
         )
     parsed = []
+    bars = 0
     for i, raw in enumerate(requests):
         try:
             parsed.append(parse_request(raw, bundle, limits))
         except RequestError as exc:
             raise exc.within(f"{path}[{i}]") from None
-    return decide_parsed(bundle, parsed)
+        bars += parsed[-1].ohlcv.shape[1]
+        if bars > limits.max_batch_bars:
+            raise RequestError(
+                path, f"at most {limits.max_batch_bars} bars across a batch, got more by [{i}]"
+            )
+    decisions = decide_parsed(bundle, parsed)
+    if not decisions.finite.all():
+        i = int(np.argmin(decisions.finite))
+        raise decisions.refusal(i, f"{path}[{i}].")
+    return decisions
 
 
 def decide_one(bundle: PolicyBundle, request: Any, limits: Limits | None = None) -> Decisions:
-    return decide_parsed(bundle, [parse_request(request, bundle, limits)])
+    decisions = decide_parsed(bundle, [parse_request(request, bundle, limits)])
+    if refused := decisions.refusal(0):
+        raise refused
+    return decisions

@@ -6,6 +6,7 @@ from bad input.
 """
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -26,6 +27,9 @@ _TIMESTAMP_GETTER = itemgetter(TIMESTAMP)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _EPOCH_SECONDS_LIMIT = 1e11  # year 5138: a larger epoch is milliseconds sent as seconds
+REQUEST_FIELDS = ("symbol", "bars", "position")
+BAR_FIELDS = frozenset({TIMESTAMP, *OHLCV})
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/^=-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Limits:
 
     max_bars: int = 4096
     max_batch: int = 1000
+    max_batch_bars: int = 65_536
 
 
 def request_for(bars: pl.DataFrame, position: float = 0.0) -> dict[str, Any]:
@@ -79,6 +84,9 @@ def _locate_bar_problem(bars: list) -> RequestError:
         for key in (TIMESTAMP, *OHLCV):
             if key not in bar:
                 return RequestError(f"bars[{i}].{key}", "is missing")
+        for key in bar:
+            if key not in BAR_FIELDS:
+                return RequestError(f"bars[{i}].{str(key)[:64]}", _unknown(BAR_FIELDS))
         for key in OHLCV:
             try:
                 _number(bar[key], f"bars[{i}].{key}")
@@ -101,6 +109,11 @@ def _timestamps_us(stamps: list, where: str = "bars") -> np.ndarray:
             )
         return np.round(seconds * 1e6).astype(np.int64)
     if kinds == {str}:
+        if not all(text[:1].isdigit() for text in stamps):  # numpy reads "now" and "today"
+            i = next(i for i, text in enumerate(stamps) if not text[:1].isdigit())
+            raise RequestError(
+                f"{where}[{i}].timestamp", f"{stamps[i][:40]!r} is not an ISO 8601 timestamp"
+            )
         if all(text.endswith("Z") for text in stamps):
             naive: list[str] | None = [text[:-1] for text in stamps]
         elif all(text.endswith("+00:00") for text in stamps):
@@ -141,17 +154,28 @@ def _kind(stamp: Any) -> str | None:
     return "number" if type(stamp) in _NUMBER_TYPES else "string" if type(stamp) is str else None
 
 
+def _unknown(known) -> str:
+    return f"is not a field here; expected only {', '.join(sorted(known))}"
+
+
 def parse_request(raw: Any, bundle: PolicyBundle, limits: Limits | None = None) -> ParsedRequest:
     """Validates one request; the error's ``field`` is relative to the request object."""
     limits = limits or Limits()
     if not isinstance(raw, dict):
         raise RequestError("", f"a request must be an object, got {type(raw).__name__}")
-    for key in ("symbol", "bars", "position"):
+    for key in REQUEST_FIELDS:
         if key not in raw:
             raise RequestError(key, "is missing")
+    if len(raw) != len(REQUEST_FIELDS):
+        extra = next(str(key) for key in raw if key not in REQUEST_FIELDS)
+        raise RequestError(extra[:64], _unknown(REQUEST_FIELDS))
     symbol = raw["symbol"]
-    if type(symbol) is not str or not symbol:
-        raise RequestError("symbol", "must be a non-empty string")
+    if type(symbol) is not str or not SYMBOL_PATTERN.fullmatch(symbol):
+        raise RequestError(
+            "symbol",
+            "must be 1-32 characters: letters, digits and . _ : / ^ = -, starting with a "
+            "letter or digit",
+        )
     if bundle.symbols and symbol not in bundle.symbols:
         raise RequestError("symbol", f"{symbol!r} is not one this policy was trained for")
     position = _number(raw["position"], "position")
@@ -174,6 +198,8 @@ def parse_request(raw: Any, bundle: PolicyBundle, limits: Limits | None = None) 
         stamps = list(map(_TIMESTAMP_GETTER, bars))
     except (KeyError, TypeError):
         raise _locate_bar_problem(bars) from None
+    if set(map(len, bars)) != {len(BAR_FIELDS)}:
+        raise _locate_bar_problem(bars)
     if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
         raise _locate_bar_problem(bars)
     try:

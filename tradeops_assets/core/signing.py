@@ -1,11 +1,15 @@
-"""Ed25519 signatures over a policy bundle directory.
+"""Ed25519 signatures over a policy bundle and over the whole bento that serves it.
 
 A bundle is signed where it is built and verified where it is served, so a file
 swapped in the model store, the bento or a container image stops the endpoint
-from starting. The signature travels inside the bundle (``signature.json``); the
-key that verifies it must not: it comes from the deployment (the serving
-settings), because a key shipped next to the files it
-vouches for proves nothing.
+from starting. The bundle's signature (``signature.json``) covers the policy; the
+bento's (``tradeops-signature.json`` beside ``bento.yaml``) covers every file of
+the bento (service code, configuration, ``bento.yaml``) and names the one model
+and bundle digest it serves, so neither the code nor the model can be swapped
+under a valid signature. The key that verifies either must not travel with them:
+it comes from the deployment, because a key shipped next to the files it vouches
+for proves nothing. A signature's ``key_id`` is checked against the trusted key,
+never taken on trust.
 """
 
 import base64
@@ -23,6 +27,8 @@ from tradeops_assets.core.errors import SignatureError
 
 SIGNATURE_FILE = "signature.json"
 ALGORITHM = "ed25519-sha256-dir-v1"
+BENTO_SIGNATURE_FILE = "tradeops-signature.json"
+BENTO_ALGORITHM = "ed25519-sha256-bento-v1"
 
 
 def bundle_digest(directory: Path | str) -> str:
@@ -151,6 +157,11 @@ def verify_bundle(directory: Path | str, public_key: Ed25519PublicKey | bytes | 
         raise SignatureError(f"{path} is malformed: {exc}") from None
     if record.get("algorithm") != ALGORITHM:
         raise SignatureError(f"{path}: unknown algorithm {record.get('algorithm')!r}")
+    if record.get("key_id") != key_id(key):
+        raise SignatureError(
+            f"policy bundle {directory} claims signer key {record.get('key_id')}; "
+            f"the trusted key is {key_id(key)}"
+        )
     actual = bundle_digest(directory)
     if actual != claimed:
         raise SignatureError(
@@ -161,7 +172,106 @@ def verify_bundle(directory: Path | str, public_key: Ed25519PublicKey | bytes | 
         key.verify(signature, bytes.fromhex(claimed))
     except (InvalidSignature, ValueError):
         raise SignatureError(
-            f"policy bundle {directory}: signature by key {record.get('key_id')} does not "
-            f"verify with the configured key {key_id(key)}"
+            f"policy bundle {directory}: its signature does not verify with the trusted key "
+            f"{key_id(key)}"
         ) from None
+    return record
+
+
+def file_hashes(directory: Path | str, skip: str = BENTO_SIGNATURE_FILE) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` by relative path; links are refused.
+
+    A symbolic link could point the signed name at unsigned bytes, so a tree that
+    holds one cannot be signed or verified.
+    """
+    directory = Path(directory)
+    hashes = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_symlink():
+            raise SignatureError(f"{directory}: {name} is a symbolic link; a signed tree has none")
+        if path.is_file() and name != skip:
+            hashes[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def _manifest_bytes(manifest: dict) -> bytes:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_bento(
+    directory: Path | str,
+    private_key: Ed25519PrivateKey | bytes | str,
+    model_tag: str,
+    bundle_digest: str,
+) -> dict:
+    """Signs every file of a built bento and the model it must serve; returns the record."""
+    directory = Path(directory)
+    key = (
+        private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
+    )
+    manifest = {
+        "algorithm": BENTO_ALGORITHM,
+        "key_id": key_id(key.public_key()),
+        "model_tag": model_tag,
+        "bundle_digest": bundle_digest,
+        "files": file_hashes(directory),
+    }
+    signature = base64.b64encode(key.sign(_manifest_bytes(manifest))).decode()
+    record = {**manifest, "signature": signature}
+    (directory / BENTO_SIGNATURE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+    return record
+
+
+def bento_digest(record: dict) -> str:
+    """One hash naming a signed bento: over its manifest, as signed."""
+    manifest = {k: v for k, v in record.items() if k != "signature"}
+    return hashlib.sha256(_manifest_bytes(manifest)).hexdigest()
+
+
+def verify_bento(directory: Path | str, public_key: Ed25519PublicKey | bytes | str) -> dict:
+    """The bento's signature record if every file is as signed by the trusted key.
+
+    The order matters: the key id and the signature are checked before the files,
+    so a refusal names an untrusted signer rather than listing files it rewrote.
+    """
+    directory = Path(directory)
+    key = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
+    path = directory / BENTO_SIGNATURE_FILE
+    if not path.is_file():
+        raise SignatureError(f"bento {directory} is not signed: {BENTO_SIGNATURE_FILE} missing")
+    try:
+        record = json.loads(path.read_text())
+        signature = base64.b64decode(record["signature"], validate=True)
+        manifest = {k: record[k] for k in ("algorithm", "key_id", "model_tag", "bundle_digest")}
+        files = record["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise TypeError("files must map each path to its SHA-256")
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise SignatureError(f"{path} is malformed: {exc}") from None
+    if manifest["algorithm"] != BENTO_ALGORITHM:
+        raise SignatureError(f"{path}: unknown algorithm {manifest['algorithm']!r}")
+    trusted = key_id(key)
+    if manifest["key_id"] != trusted:
+        raise SignatureError(
+            f"bento {directory} claims signer key {manifest['key_id']}; "
+            f"the trusted key is {trusted}"
+        )
+    try:
+        key.verify(signature, _manifest_bytes({**manifest, "files": files}))
+    except InvalidSignature:
+        raise SignatureError(
+            f"bento {directory}: its signature does not verify with the trusted key {trusted}"
+        ) from None
+    actual = file_hashes(directory)
+    changed = sorted(n for n in files.keys() & actual.keys() if files[n] != actual[n])
+    added = sorted(actual.keys() - files.keys())
+    missing = sorted(files.keys() - actual.keys())
+    if changed or added or missing:
+        parts = [
+            f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for what, names in (("changed", changed), ("added", added), ("missing", missing))
+            if names
+        ]
+        raise SignatureError(f"bento {directory} differs from what was signed; " + "; ".join(parts))
     return record

@@ -1,0 +1,394 @@
+"""The front door as traders and attackers meet it: real processes on loopback, real sockets.
+
+Most tests put the door in front of a small real HTTP server that can misbehave on
+request (answer 500 without reading the body, drop a pooled connection, answer
+slowly), which a healthy bento will not do on cue; the last ones front a real bento.
+"""
+
+import asyncio
+import gzip
+import json
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from resources.frontdoor import ADMIN_SOCKET, STATUS_PATH
+from resources.serving import free_port, stop_group
+
+UPSTREAM = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    COUNTS = {"requests": 0, "dropped": 0, "poisoned": 0, "paths": []}
+
+
+    def reply(writer, status, payload):
+        body = json.dumps(payload).encode()
+        head = f"HTTP/1.1 {status} X\\r\\ncontent-type: application/json\\r\\n"
+        writer.write(f"{head}content-length: {len(body)}\\r\\n\\r\\n".encode() + body)
+
+
+    async def handle(reader, writer):
+        drop_next = poisoned = False
+        try:
+            while True:
+                head = await reader.readuntil(b"\\r\\n\\r\\n")
+                if poisoned:  # the unread body of the last request, then this one
+                    COUNTS["poisoned"] += 1
+                    return
+                line, *lines = head.decode("latin-1").split("\\r\\n")
+                method, path, _ = line.split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (x.partition(":") for x in lines if x)
+                }
+                if path == "/_count":
+                    reply(writer, 200, COUNTS)
+                    continue
+                COUNTS["requests"] += 1
+                COUNTS["paths"].append(path)
+                if drop_next:  # a kept-alive connection this server has given up on
+                    COUNTS["dropped"] += 1
+                    return
+                if headers.get("x-fail") == "500":  # fails before reading the body
+                    reply(writer, 500, {"error": "boom"})
+                    poisoned = True
+                    continue
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if "x-sleep" in headers:
+                    await asyncio.sleep(float(headers["x-sleep"]))
+                reply(writer, 200, {"path": path, "method": method, "bytes": len(body)})
+                drop_next = "x-then-drop" in headers
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+    async def main(port):
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        print("ready", flush=True)
+        await server.serve_forever()
+
+
+    asyncio.run(main(int(sys.argv[1])))
+    """
+)
+
+
+class Upstream:
+    """The misbehaving server, in a process of its own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", UPSTREAM, str(self.port)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def counts(self) -> dict:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_count", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Door:
+    """``python -m resources.frontdoor`` in front of ``port``, with the given limits."""
+
+    def __init__(self, state: Path, port: int, *limits: str) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "backend.json").write_text(json.dumps({"port": port}))
+        self.state = state
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = state.parent / "frontdoor.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "resources.frontdoor"),
+                    *("--port", str(self.port), "--state", str(state), *limits),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                self.status()
+                return
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, self.log.read_text()
+                time.sleep(0.05)
+
+    def status(self) -> dict:
+        transport = httpx.HTTPTransport(uds=str(self.state / ADMIN_SOCKET))
+        with httpx.Client(transport=transport, base_url="http://door", timeout=5) as client:
+            return client.get(STATUS_PATH).json()
+
+    def stop(self) -> None:
+        stop_group(self.proc.pid, grace=10)
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def door_for(tmp_path):
+    doors: list[Door] = []
+
+    def start(port: int, *limits: str) -> Door:
+        doors.append(Door(tmp_path / f"door{len(doors)}", port, *limits))
+        return doors[-1]
+
+    yield start
+    for door in doors:
+        door.stop()
+
+
+POST = b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+
+
+def raw(port: int, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(data)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_line(answer: bytes) -> str:
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+def test_only_the_bentos_routes_and_methods_are_forwarded(upstream, door_for):
+    door = door_for(upstream.port)
+    with httpx.Client(base_url=door.url, timeout=10) as client:
+        assert client.post("/predict", content=b"{}").json()["path"] == "/predict"
+        assert client.get("/metadata?x=1").json()["path"] == "/metadata?x=1"
+        for path in ("/docs.json", "/", "/predict/", "//predict", "/predict%2F", "/_count"):
+            assert client.get(path).status_code == 404, path
+        wrong = client.get("/predict")
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "POST"
+        assert client.delete("/metadata").status_code == 405
+    assert upstream.counts()["paths"] == ["/predict", "/metadata?x=1"]
+
+
+def test_the_status_is_on_an_owner_only_socket_not_the_serving_port(upstream, door_for):
+    door = door_for(upstream.port)
+    assert httpx.get(f"{door.url}{STATUS_PATH}").status_code == 404
+    assert door.status()["backend"] == {"port": upstream.port}
+    assert stat.S_IMODE((door.state / ADMIN_SOCKET).stat().st_mode) == 0o600
+    assert stat.S_IMODE(door.state.stat().st_mode) == 0o700
+    assert upstream.counts()["requests"] == 0
+
+
+def test_a_compressed_body_is_refused_and_never_inflated(upstream, door_for):
+    door = door_for(upstream.port)
+    bomb = gzip.compress(b"0" * 10_000_000)  # 10 MB of zeros in ~10 KB
+    answer = httpx.post(
+        f"{door.url}/predict", content=bomb, headers={"Content-Encoding": "gzip"}, timeout=10
+    )
+    assert answer.status_code == 415
+    assert answer.json()["error"] == "unsupported_media_type"
+    plain = httpx.post(
+        f"{door.url}/predict", content=b"{}", headers={"Content-Encoding": "identity"}
+    )
+    assert plain.status_code == 200
+    assert upstream.counts()["requests"] == 1
+    assert door.status()["refused"] == {"compressed": 1}
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(upstream, door_for):
+    door = door_for(upstream.port, "--max-body-bytes", "4096")
+    # Declared too large: refused on the headers alone, with not one body byte sent.
+    declared = raw(
+        door.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    assert status_line(read_all(declared)) == "HTTP/1.1 413 Request Entity Too Large"
+    # Chunked: refused once it passes the limit, though the client has not finished.
+    chunked = raw(
+        door.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunked.sendall(b"1000\r\n" + b"x" * 4096 + b"\r\n" + b"10\r\n" + b"y" * 16 + b"\r\n")
+    assert status_line(read_all(chunked)) == "HTTP/1.1 413 Request Entity Too Large"
+    at_limit = httpx.post(f"{door.url}/predict", content=b"z" * 4096)
+    assert at_limit.json()["bytes"] == 4096
+    too_big = httpx.post(f"{door.url}/predict", content=b"z" * 4097)
+    assert too_big.status_code == 413
+    assert upstream.counts()["requests"] == 1
+    assert door.status()["refused"] == {"too_large": 3}
+
+
+def test_uploads_over_the_cap_get_a_fast_503(upstream, door_for):
+    door = door_for(upstream.port, "--max-uploads", "2")
+    head = POST + b"Content-Length: 1000\r\n\r\n"
+    held = [raw(door.port, head + b"x" * 10) for _ in range(2)]  # bodies still coming
+    while door.status()["uploads"] < 2:
+        time.sleep(0.02)
+    shed = httpx.post(f"{door.url}/predict", content=b"{}")
+    assert shed.status_code == 503
+    assert shed.headers["retry-after"] == "1"
+    assert httpx.get(f"{door.url}/healthz").status_code == 200  # no body: not an upload
+    for sock in held:
+        sock.close()
+    while door.status()["uploads"]:
+        time.sleep(0.02)
+    assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
+    assert upstream.counts()["paths"] == ["/healthz", "/predict"]
+
+
+async def _trickle(port: int, request: bytes, every: float) -> tuple[bytes, float, int]:
+    """Sends ``request`` a byte at a time; what came back, after how long, and bytes sent."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    began, sent = loop.time(), 0
+
+    async def send() -> None:
+        nonlocal sent
+        for i in range(len(request)):
+            writer.write(request[i : i + 1])
+            sent += 1
+            await asyncio.sleep(every)
+
+    sender = asyncio.create_task(send())
+    answer = await reader.read()  # until the server closes
+    closed = loop.time() - began
+    sender.cancel()
+    writer.close()
+    return answer, closed, sent
+
+
+def test_slow_headers_are_cut_off_while_a_normal_client_is_served(upstream, door_for):
+    """Slowloris: 400 connections sending headers byte by byte, each to take a minute."""
+    door = door_for(upstream.port, "--header-timeout", "2")
+    request = b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
+
+    async def attack() -> tuple[list, list]:
+        slow = [asyncio.create_task(_trickle(door.port, request, every=0.25)) for _ in range(400)]
+        await asyncio.sleep(1)
+        normal = [
+            await asyncio.to_thread(httpx.post, f"{door.url}/predict", content=b"{}")
+            for _ in range(5)
+        ]
+        return await asyncio.gather(*slow), normal
+
+    slow, normal = asyncio.run(attack())
+    assert [r.status_code for r in normal] == [200] * 5
+    assert {status_line(answer) for answer, _, _ in slow} == {"HTTP/1.1 408 Request Timeout"}
+    assert max(sent for _, _, sent in slow) < len(request)  # none got to finish its headers
+    closed = sorted(t for _, t, _ in slow)
+    print(f"400 slow connections closed after {closed[0]:.2f}..{closed[-1]:.2f} s")
+    assert door.status()["refused"] == {"header_timeout": 400}
+    assert upstream.counts()["requests"] == 5
+
+
+def test_a_slow_body_is_cut_off_and_never_holds_a_drain(upstream, door_for):
+    door = door_for(upstream.port, "--body-timeout", "2")
+    sock = raw(door.port, POST + b"Content-Length: 100\r\n\r\n1234")
+    while door.status()["uploads"] < 1:
+        time.sleep(0.02)
+    assert door.status()["in_flight"] == {}  # a deploy's drain does not wait for it
+    assert status_line(read_all(sock)) == "HTTP/1.1 408 Request Timeout"
+    status = door.status()
+    assert status["uploads"] == 0
+    assert status["refused"] == {"body_timeout": 1}
+    assert upstream.counts()["requests"] == 0
+
+
+def test_a_500_does_not_poison_the_next_clients_request(upstream, door_for):
+    """The bento answers 500 without reading the body, leaving that connection unusable;
+    the door must not hand it to the next trader."""
+    door = door_for(upstream.port)
+    failed = []
+    for _ in range(10):
+        with httpx.Client(base_url=door.url, timeout=10) as first:
+            crash = first.post("/predict", content=b"x" * 65536, headers={"X-Fail": "500"})
+        assert crash.status_code == 500
+        with httpx.Client(base_url=door.url, timeout=10) as second:
+            answer = second.post("/predict", content=b"{}")
+        if answer.status_code != 200:
+            failed.append(answer.status_code)
+    assert failed == []
+    counts = upstream.counts()
+    assert counts["poisoned"] == 0
+    assert counts["requests"] == 20
+
+
+def test_a_pooled_connection_the_bento_dropped_is_retried_once(upstream, door_for):
+    door = door_for(upstream.port)
+    first = httpx.post(f"{door.url}/predict", content=b"{}", headers={"X-Then-Drop": "1"})
+    assert first.status_code == 200
+    second = httpx.post(f"{door.url}/predict", content=b"{}")
+    assert second.status_code == 200
+    assert upstream.counts()["dropped"] == 1
+    assert door.status()["retried"] == 1
+
+
+def test_overload_is_shed_at_once_not_queued(upstream, door_for):
+    door = door_for(upstream.port, "--max-in-flight", "2")
+    slow = [
+        threading.Thread(
+            target=httpx.post,
+            args=(f"{door.url}/predict",),
+            kwargs={"content": b"{}", "headers": {"X-Sleep": "3"}, "timeout": 30},
+        )
+        for _ in range(2)
+    ]
+    for thread in slow:
+        thread.start()
+    while door.status()["forwarding"] < 2:
+        time.sleep(0.02)
+    shed = httpx.post(f"{door.url}/predict", content=b"{}")
+    assert door.status()["forwarding"] == 2  # answered while both were still at the bento
+    assert shed.status_code == 503
+    assert shed.headers["retry-after"] == "1"
+    for thread in slow:
+        thread.join(30)
+    assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
+    assert upstream.counts()["requests"] == 3
+
+
+def test_zz_scratch(served):
+    from tests.bentos.conftest import request_for
+    good = request_for(served.bars, "SYN0001", 100, position=0.5)
+    import copy
+    trials = {}
+    def variant(name, f):
+        body = copy.deepcopy(good)
+        f(body)
+        with served.client() as c:
+            r = c.post("/predict", json=body)
+        trials[name] = (r.status_code, r.text[:150])
+    variant("good", lambda b: None)
+    variant("vol1e308", lambda b: [bar.__setitem__("volume", 1e308) for bar in b["bars"]])
+    variant("price1e300", lambda b: [bar.update(open=1e300, high=1e300, low=1e300, close=1e300) for bar in b["bars"]])
+    variant("price1e-300", lambda b: [bar.update(open=1e-300, high=1e-300, low=1e-300, close=1e-300) for bar in b["bars"]])
+    variant("same_ts", lambda b: [bar.__setitem__("timestamp", b["bars"][0]["timestamp"]) for bar in b["bars"]])
+    variant("rev", lambda b: b["bars"].reverse())
+    variant("mixed_price", lambda b: [bar.update(close=(1e300 if i % 2 else 1e-300)) for i, bar in enumerate(b["bars"])])
+    print(good["bars"][0])
+    for k, v in trials.items():
+        print(k, v)
