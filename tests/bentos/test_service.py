@@ -4,6 +4,7 @@ import copy
 import json
 import shutil
 import time
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -440,3 +441,42 @@ def test_overload_sheds_fast_with_retry_after(packaged, bento_home, keypair, tmp
             assert client.post("/predict", json=good).status_code == 200
     finally:
         server.stop()
+
+
+def fuzz(url: str, token: str, good: dict, n: int) -> Counter:
+    """Sends ``n`` generated bad requests; each must get a 4xx. Returns statuses seen."""
+    import httpx
+
+    from .fuzz import cases
+
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        limits = client.get("/metadata", headers=auth).json()["limits"]
+        seen: Counter = Counter()
+        for case in cases(good, limits, n):
+            headers = {**(auth if case.authorised else {}), **case.headers}
+            response = client.request(case.method, case.path, content=case.body, headers=headers)
+            assert 400 <= response.status_code < 500, (
+                case.category,
+                case.body[:300],
+                response.status_code,
+                response.text[:300],
+            )
+            assert "target_position" not in response.text
+            seen[response.status_code] += 1
+    return seen
+
+
+def test_a_thousand_generated_bad_requests_get_4xx_and_change_nothing(served, good):
+    with served.client() as client:
+        before = client.post("/predict", json=good).json()
+    seen = fuzz(served.url, served.token, good, 1200)
+    with served.client() as client:
+        after = client.post("/predict", json=good).json()
+    assert sum(seen.values()) == 1200
+    assert {401, 404, 405, 413, 415, 422} <= set(seen), seen
+    assert after["target_position"] == before["target_position"]
+    assert (after["policy_version"], after["bento_tag"]) == (
+        before["policy_version"],
+        before["bento_tag"],
+    )

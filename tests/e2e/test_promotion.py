@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import mlflow
+import polars as pl
 import pytest
 
 from tradeops_assets import drill
@@ -112,6 +113,7 @@ def promote_refuse_promote(pipe, receiver, tmp_path) -> None:
     assert refused["challenger_version"] == "2"
 
     around_the_gate(pipe, receiver)
+    named_clients(pipe)
     anchored_outside_the_files(pipe)
     what_was_live(pipe, tmp_path)
     again = pipe.tradeops("reproduce", "--policy", "1")  # the demo's policy, from DVC
@@ -173,6 +175,55 @@ def around_the_gate(pipe, receiver) -> None:
     assert meta["authority"].value.startswith(f"manual override by user:{getpass.getuser()}")
     assert meta["actor"].value.startswith("user:")
     assert pipe.tradeops("audit", "verify").returncode == 0
+
+
+def named_clients(pipe) -> None:
+    """A desk's own token works at once, names the desk in the prediction log, and is
+    revoked without a redeploy; issuing and revoking are audit records, the token is not."""
+    import hashlib
+    import time
+
+    import httpx
+
+    from tradeops_assets.core.prediction_log import read_log
+
+    def until(call, status: int) -> httpx.Response:
+        deadline = time.monotonic() + 30
+        while (response := call()).status_code != status and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert response.status_code == status, response.text
+        return response
+
+    added = pipe.tradeops("token", "add", "desk-e2e")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip()
+    assert len(token) >= 32
+    body = json.loads((pipe.deployment.serving_root / "example-request.json").read_text())
+    url = f"http://127.0.0.1:{pipe.deployment.serve_port}/predict"
+    ask = lambda: httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})  # noqa: E731
+    answer = until(ask, 200).json()
+    twice = pipe.tradeops("token", "add", "desk-e2e")
+    assert twice.returncode == 2
+    assert "already has a token" in twice.stderr
+    assert "desk-e2e" in pipe.tradeops("token", "list").stdout.split()
+    assert pipe.tradeops("token", "revoke", "desk-e2e").returncode == 0
+    until(ask, 401)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log = read_log(pipe.deployment.prediction_log)
+        mine = log.filter(pl.col("request_id") == answer["request_id"])
+        if mine.height:
+            break
+        time.sleep(0.3)
+    assert mine["client"].to_list() == ["desk-e2e"]
+    records = [json.loads(line) for line in pipe.tradeops("audit", "export").stdout.splitlines()]
+    issued = [r for r in records if r["action"] in ("token_issued", "token_revoked")]
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:12]
+    assert [(r["action"], r["details"]["token_sha256_prefix"]) for r in issued] == [
+        ("token_issued", fingerprint),
+        ("token_revoked", fingerprint),
+    ]
+    assert token not in (pipe.home / "audit" / "audit.jsonl").read_text()
 
 
 def anchored_outside_the_files(pipe) -> None:
