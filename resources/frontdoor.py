@@ -10,8 +10,8 @@ connection never breaks. ``SIGHUP`` re-reads the backend file.
 The door is also where input is bounded, before any work: it is the one process
 every request passes, and a bento worker busy decompressing, buffering or
 waiting on a slow client serves nobody. So the door reads requests itself (an
-asyncio protocol over httptools, which gives it what aiohttp's and uvicorn's
-servers do not: a deadline on reading the headers) and refuses, without reading
+asyncio protocol over httptools: aiohttp's and uvicorn's servers bound header
+reading only by their keep-alive timer, if at all) and refuses, without reading
 a body it will not use:
 
 - a path or method the bento does not serve (404, 405), a compressed body (415):
@@ -36,20 +36,28 @@ serving port: it is ``GET /_frontdoor`` on the Unix socket ``DIR/frontdoor.sock`
 owner-only (the socket 0600, DIR 0700), which is how the deployer knows the old
 bento has drained.
 
+With ``--supervise`` the door also starts the live bento again when it dies
+(``Supervisor``): the deployer has long returned by then, and the door lives as
+long as the serving port does.
+
 Run: ``python -m resources.frontdoor --port 3000 --state DIR`` (DIR/backend.json).
 """
 
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import http
 import json
 import os
 import signal
+import socket
 import stat
+import subprocess
 import sys
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -59,6 +67,11 @@ from yarl import URL
 
 BACKEND_FILE = "backend.json"
 ADMIN_SOCKET = "frontdoor.sock"
+SPEC_FILE = "bento-spec.json"
+"""How the deployer started the live bento (command with ``{port}``, environment, log), 0600."""
+EVENTS_FILE = "events.jsonl"
+DEPLOYMENT_FILE = "deployment.json"
+LOCK_FILE = "deploy.lock"
 STATUS_PATH = "/_frontdoor"
 _GET, _POST = frozenset({b"GET"}), frozenset({b"POST"})
 ROUTES: dict[bytes, frozenset[bytes]] = {
@@ -219,6 +232,10 @@ class FrontDoor:
         return 200, [(b"content-type", b"application/json")], body
 
     async def forward(self, request: _Request) -> Reply:
+        """The bento's answer. A connection is reused only after an answer under 500; one that
+        fails before any answer byte (the bento had closed it) is tried once more on a fresh
+        connection, whatever the method: a decision is a function of its request, so a retry
+        costs at most a second prediction-log row for a request the bento never answered."""
         if self.forwarding >= self.limits.max_in_flight:
             self.refused["overloaded"] += 1
             return overloaded(
@@ -281,9 +298,10 @@ class FrontDoor:
 class Connection(asyncio.Protocol):
     """One client connection: parses, bounds and answers its requests one after another.
 
-    One timer runs at a time: idle (nothing of a request yet), headers (from a
-    request's first byte), body (from the end of its headers). Reading pauses while
-    a request is answered, so a pipelining client cannot queue work in the door.
+    One timer runs at a time: idle (between requests on a kept-alive connection;
+    a new connection gets the header timeout), headers (from a request's first
+    byte), body (from the end of its headers). Reading pauses while a request is
+    answered, so a pipelining client cannot queue work in the door.
     """
 
     def __init__(self, door: FrontDoor, routes: dict[bytes, frozenset[bytes]], public: bool):
@@ -311,7 +329,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.door.connections += 1
-        self._arm(self.limits.idle_timeout_s, self._close)
+        self._arm(self.limits.header_timeout_s, self._close)  # a new connection owes a request
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -346,8 +364,10 @@ class Connection(asyncio.Protocol):
             if not self.discarding:  # pragma: no cover - a bug in a callback
                 raise
         except httptools.HttpParserUpgrade:
+            self.door.refused["bad_request"] += 1
             self._refuse(error_reply(400, "bad_request", "protocol upgrades are not served"))
         except httptools.HttpParserError as exc:
+            self.door.refused["bad_request"] += 1
             self._refuse(error_reply(400, "bad_request", f"malformed HTTP: {exc}"))
 
     # httptools callbacks
@@ -365,6 +385,7 @@ class Connection(asyncio.Protocol):
         request.headers.append((name, value))
         self._count_header(len(name) + len(value) + 4)
         if len(request.headers) > self.limits.max_headers:
+            self.door.refused["headers_too_large"] += 1
             self._refuse(
                 error_reply(
                     431, "headers_too_large", f"more than {self.limits.max_headers} header fields"
@@ -464,6 +485,7 @@ class Connection(asyncio.Protocol):
     def _count_header(self, n: int) -> None:
         self.current.header_bytes += n
         if self.current.header_bytes > self.limits.max_header_bytes:
+            self.door.refused["headers_too_large"] += 1
             self._refuse(
                 error_reply(
                     431,
@@ -582,6 +604,180 @@ class Connection(asyncio.Protocol):
 _PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """State, session and start time of ``pid`` (``/proc/<pid>/stat`` fields 3, 6 and 22)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields_ = raw[raw.rindex(b")") + 2 :].split()
+    return fields_[0].decode(), int(fields_[3]), int(fields_[19])
+
+
+def _running(pid: int, start: int | None) -> bool:
+    stat_ = _proc_stat(pid)
+    return stat_ is not None and stat_[0] not in ("Z", "X") and start in (None, stat_[2])
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+class Supervisor:
+    """Starts the live bento again when it dies, as the deployer started it.
+
+    It watches the PID and start time in ``backend.json``; a dead bento is
+    replaced like a deploy replaces one: start on a fresh port from ``SPEC_FILE``,
+    wait for /readyz, switch, then SIGTERM what is left of the dead one's session.
+    ``deployment.json`` gets the new PID; ``events.jsonl`` gets a line per exit,
+    read by ``serving_health``. A deploy holding ``deploy.lock`` is left to switch
+    the door itself, and a bento that will not come back is retried with backoff.
+    """
+
+    def __init__(self, door: FrontDoor, every_s: float = 0.5, ready_timeout_s: float = 120.0):
+        self.door = door
+        self.every_s = every_s
+        self.ready_timeout_s = ready_timeout_s
+        self.children: dict[int, asyncio.subprocess.Process] = {}
+        self.failures = 0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, self.every_s * 4**self.failures))
+            backend = self.door.backend
+            if not backend.get("pid") or _running(backend["pid"], backend.get("start")):
+                self.failures = 0
+                continue
+            try:
+                await self.restart(backend)
+                self.failures = 0
+            except Exception as exc:
+                self.failures += 1
+                self.event(
+                    "bento_restart_failed",
+                    bento_tag=backend.get("bento_tag"),
+                    pid=backend["pid"],
+                    reason=str(exc),
+                )
+
+    def event(self, kind: str, **detail) -> None:
+        line = {"time": datetime.now(UTC).isoformat(), "event": kind, **detail}
+        with (self.door.state / EVENTS_FILE).open("a") as out:
+            out.write(json.dumps(line) + "\n")
+        print(f"front door: {line}", flush=True)
+
+    async def restart(self, dead: dict) -> None:
+        state = self.door.state
+        fd = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.door.reload()
+            if self.door.backend.get("pid") != dead["pid"]:
+                return  # a deploy switched the door meanwhile
+            child = self.children.pop(dead["pid"], None)
+            exit_code = None if child is None else await child.wait()
+            spec = json.loads((state / SPEC_FILE).read_text())
+            if spec.get("bento_tag") != dead.get("bento_tag"):
+                raise RuntimeError(
+                    f"{state / SPEC_FILE} starts {spec.get('bento_tag')}, not the live "
+                    f"{dead.get('bento_tag')}; the next deploy will write one"
+                )
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            with open(spec["log"], "ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *(arg.replace("{port}", str(port)) for arg in spec["command"]),
+                    cwd=spec["cwd"],
+                    env=spec["env"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.children[proc.pid] = proc
+            began = (_proc_stat(proc.pid) or ("", 0, None))[2]
+            if not await self._ready(proc, port):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise RuntimeError(
+                    f"the restarted bento (pid {proc.pid}, port {port}) did not get ready "
+                    f"within {self.ready_timeout_s:.0f} s; see {spec['log']}"
+                )
+            backend = {**dead, "port": port, "pid": proc.pid, "start": began}
+            _write_json(state / BACKEND_FILE, backend)
+            self.door.backend = backend
+            recorded = self._record(dead, backend)
+            self._stop_leftovers(dead, recorded)
+            self.event(
+                "bento_restarted",
+                bento_tag=dead.get("bento_tag"),
+                pid=dead["pid"],
+                exit_code=exit_code,
+                restart={"pid": proc.pid, "port": port},
+            )
+        finally:
+            os.close(fd)
+
+    async def _ready(self, proc: asyncio.subprocess.Process, port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout_s
+        assert self.door.fresh is not None
+        while loop.time() < deadline and proc.returncode is None:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.door.fresh.get(
+                    f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=2)
+                ) as answer:
+                    if answer.status == 200:
+                        return True
+            await asyncio.sleep(0.2)
+        return False
+
+    def _record(self, dead: dict, backend: dict) -> list:
+        """Puts the new bento in ``deployment.json``; the processes it had recorded for the dead."""
+        path = self.door.state / DEPLOYMENT_FILE
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return []
+        if record.get("bento_pid") != dead["pid"]:
+            return []
+        recorded = record.get("bento_processes", [])
+        record.update(
+            bento_pid=backend["pid"],
+            bento_start=backend["start"],
+            bento_port=backend["port"],
+            bento_processes=[[backend["pid"], backend["start"]]],
+            restarts=record.get("restarts", 0) + 1,
+            restarted_at=datetime.now(UTC).isoformat(),
+        )
+        _write_json(path, record)
+        return recorded
+
+    def _stop_leftovers(self, dead: dict, recorded: list) -> None:
+        """Workers of the dead bento that outlived it: its session, and what the deploy recorded."""
+        since = dead.get("start") or 0
+        leftovers = {
+            (int(entry.name), stat_[2])
+            for entry in os.scandir("/proc")
+            if entry.name.isdigit()
+            and (stat_ := _proc_stat(int(entry.name)))
+            and stat_[1] == dead["pid"]
+            and stat_[2] >= since
+        }
+        leftovers |= {(int(p), int(s)) for p, s in recorded}
+        for pid, began in leftovers:
+            if _running(pid, began):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+
 def private_state(state: Path) -> None:
     """The state folder holds the admin socket: owner-only, or the door does not start."""
     state.mkdir(parents=True, exist_ok=True)
@@ -601,7 +797,7 @@ def admin_socket(state: Path) -> Path:
     return path
 
 
-async def serve(host: str, port: int, state: Path, limits: Limits) -> None:
+async def serve(host: str, port: int, state: Path, limits: Limits, supervise: bool = False) -> None:
     private_state(state)
     door = FrontDoor(state, limits)
     door.reload()
@@ -619,6 +815,7 @@ async def serve(host: str, port: int, state: Path, limits: Limits) -> None:
     finally:
         os.umask(old_umask)
     os.chmod(sock, 0o600)
+    supervisor = asyncio.create_task(Supervisor(door).run()) if supervise else None
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, door.reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -627,6 +824,8 @@ async def serve(host: str, port: int, state: Path, limits: Limits) -> None:
     try:
         await stop.wait()
     finally:
+        if supervisor is not None:
+            supervisor.cancel()
         public.close()
         admin.close()
         with contextlib.suppress(FileNotFoundError):
@@ -645,7 +844,13 @@ def main(argv: list[str] | None = None) -> None:
             dest=limit.name,
             type=limit.type,
             default=limit.default,
+            help=f"default {limit.default}",
         )
+    parser.add_argument(
+        "--supervise",
+        action="store_true",
+        help=f"start the bento in backend.json again if it dies, from {SPEC_FILE}",
+    )
     args = parser.parse_args(argv)
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
     factory = None
@@ -654,7 +859,7 @@ def main(argv: list[str] | None = None) -> None:
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(args.host, args.port, args.state, limits))
+        runner.run(serve(args.host, args.port, args.state, limits, args.supervise))
 
 
 if __name__ == "__main__":

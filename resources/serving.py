@@ -36,7 +36,15 @@ import httpx
 
 from bentos.trading_policy.release import BUNDLE_DIR, bento_model_tag, store_path, verify_stored
 from bentos.trading_policy.settings import ServeSettings, serving_environment
-from resources.frontdoor import ADMIN_SOCKET, STATUS_PATH
+from resources.frontdoor import (
+    ADMIN_SOCKET,
+    BACKEND_FILE,
+    DEPLOYMENT_FILE,
+    EVENTS_FILE,
+    LOCK_FILE,
+    SPEC_FILE,
+    STATUS_PATH,
+)
 from resources.secrets import Secrets
 from tradeops_assets.core.bundle import write_bundle
 from tradeops_assets.core.errors import ConfigError, TradeopsError
@@ -44,8 +52,6 @@ from tradeops_assets.core.recipe import RegisteredPolicy
 
 BENTOML = Path(sys.executable).with_name("bentoml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEPLOYMENT_FILE = "deployment.json"
-LOCK_FILE = "deploy.lock"
 REQUEST_TOTAL = re.compile(
     r'^bentoml_service_request_total\{[^}]*endpoint="(?P<endpoint>[^"]*)"[^}]*'
     r'http_response_code="(?P<code>\d+)"[^}]*\}\s+(?P<count>[0-9.e+]+)$',
@@ -279,15 +285,25 @@ def read_deployment(root: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def read_events(root: str | Path) -> list[dict]:
+    """What the front door's supervisor recorded under ``root``: each bento exit and restart."""
+    path = Path(root) / EVENTS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def stop_deployment(root: str | Path) -> None:
-    """Stops the bento (all its processes) and the front door a deployment recorded."""
+    """Stops the front door a deployment recorded, then its bento (all its processes): in that
+    order, or the door would start the bento again."""
     state = read_deployment(root) or {}
+    stop_group(state.get("front_door_pid"), start=state.get("front_door_start"))
+    state = read_deployment(root) or {}  # the door may have restarted the bento meanwhile
     stop_group(
         state.get("bento_pid"),
         start=state.get("bento_start"),
         known=state.get("bento_processes", []),
     )
-    stop_group(state.get("front_door_pid"), start=state.get("front_door_start"))
 
 
 def package_elsewhere(
@@ -337,13 +353,14 @@ class BentoProcess:
     ) -> None:
         """``launcher`` verifies the whole bento before any of it runs; only tests of the
         service's own start-up checks pass ``bentoml serve`` itself."""
+        self.target = target
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*launcher, target, "--host", "127.0.0.1", "--port", str(self.port)],
+                self.command(target, self.port, launcher),
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=out,
@@ -354,6 +371,14 @@ class BentoProcess:
         self.pid = self.proc.pid
         self.start = start_time(self.pid)
         self.known: list[tuple[int, int]] = []
+
+    @staticmethod
+    def command(
+        target: str,
+        port: int | str,
+        launcher: tuple[str, ...] = (sys.executable, "-m", "bentos.trading_policy.launch"),
+    ) -> list[str]:
+        return [*launcher, target, "--host", "127.0.0.1", "--port", str(port)]
 
     def processes(self) -> list[tuple[int, int]]:
         """Its processes now, remembered: a worker orphaned later is stopped from this list."""
@@ -504,6 +529,10 @@ class LocalServing(ServingTarget):
             raise DeployError(f"refusing to deploy {bento_tag}: {exc}") from exc
         return {**release.bundle_signature, "bento_digest": release.digest}
 
+    def events(self) -> list[dict]:
+        """Bento exits and restarts since the first deploy (``read_events``), for serving_health."""
+        return read_events(self.folder)
+
     def front_door_status(self, timeout: float = 2) -> dict:
         """The front door's own view: backend, requests in flight per bento port, refusals.
 
@@ -519,7 +548,12 @@ class LocalServing(ServingTarget):
         state = self.current() or {}
         pid, start = state.get("front_door_pid"), state.get("front_door_start")
         if pid and running(pid, start):
-            return pid, start
+            try:
+                self.front_door_status()
+                return pid, start
+            except (httpx.TransportError, httpx.HTTPStatusError):
+                # One from before its status left the serving port: replaced, once.
+                stop_group(pid, grace=10, start=start)
         log_path = self.folder / "frontdoor.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
@@ -528,6 +562,7 @@ class LocalServing(ServingTarget):
                     *("--port", str(self.port), "--state", str(self.folder)),
                     *("--max-body-bytes", str(self.max_body_bytes)),
                     *("--max-in-flight", str(self.max_in_flight)),
+                    "--supervise",
                 ],
                 cwd=REPO_ROOT,
                 env=serving_env(),
@@ -553,9 +588,9 @@ class LocalServing(ServingTarget):
         raise DeployError(f"the front door did not answer on {self.folder / ADMIN_SOCKET}")
 
     def _switch(self, front_door: tuple[int, int | None], backend: dict) -> None:
-        tmp = self.folder / "backend.json.tmp"
+        tmp = self.folder / (BACKEND_FILE + ".tmp")
         tmp.write_text(json.dumps(backend))
-        os.replace(tmp, self.folder / "backend.json")
+        os.replace(tmp, self.folder / BACKEND_FILE)
         if not signal_process(*front_door, signal.SIGHUP):
             raise DeployError(f"the front door (pid {front_door[0]}) is gone; nothing switched")
         deadline = time.monotonic() + 10
@@ -567,6 +602,32 @@ class LocalServing(ServingTarget):
             f"the front door did not switch to port {backend['port']}; see "
             f"{self.folder / 'frontdoor.log'}"
         )
+
+    def _write_spec(self, bento: BentoProcess, env: dict) -> None:
+        """How the front door starts the live bento again if it dies; written under the deploy
+        lock once the door serves it, owner-only since it holds the API token."""
+        spec = {
+            "bento_tag": bento.target,
+            "command": BentoProcess.command(bento.target, "{port}"),
+            "env": env,
+            "cwd": str(REPO_ROOT),
+            "log": str(bento.log),
+        }
+        tmp = self.folder / (SPEC_FILE + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(spec, out)
+        os.replace(tmp, self.folder / SPEC_FILE)
+
+    @staticmethod
+    def _backend_of(record: dict) -> dict:
+        """What the front door forwards to, and supervises, for a deployment record."""
+        return {
+            "port": record["bento_port"],
+            "bento_tag": record["bento_tag"],
+            "pid": record["bento_pid"],
+            "start": record.get("bento_start"),
+        }
 
     def _drain(self, port: int) -> int:
         deadline = time.monotonic() + self.drain_timeout_s
@@ -585,9 +646,8 @@ class LocalServing(ServingTarget):
         os.chmod(self.folder, 0o700)  # it holds the front door's admin socket
         signature = self.verify(bento_tag)
         previous = self.current()
-        new = BentoProcess(
-            bento_tag, self.bento_env(), self.folder / f"bento-{bento_tag.replace(':', '-')}.log"
-        )
+        env = self.bento_env()
+        new = BentoProcess(bento_tag, env, self.folder / f"bento-{bento_tag.replace(':', '-')}.log")
         if not new.wait_ready(self.ready_timeout_s):
             tail = new.log_tail()
             new.stop()
@@ -597,18 +657,24 @@ class LocalServing(ServingTarget):
                 f"{(previous or {}).get('bento_tag', 'nothing')} keeps serving. Its log:\n{tail}"
             )
         processes = new.processes()
+        backend = {"port": new.port, "bento_tag": bento_tag, "pid": new.pid, "start": new.start}
         previous_door = (previous or {}).get("front_door_pid")
         if not running(previous_door, (previous or {}).get("front_door_start")):
-            (self.folder / "backend.json").write_text(json.dumps({"port": new.port}))
+            (self.folder / BACKEND_FILE).write_text(json.dumps(backend))
+        front_door = None
         try:
             front_door = self._front_door()
-            self._switch(front_door, {"port": new.port, "bento_tag": bento_tag})
+            self._switch(front_door, backend)
         except (DeployError, httpx.HTTPError) as exc:
+            if previous and front_door:  # it may have switched after all: back to the live one
+                with contextlib.suppress(DeployError, httpx.HTTPError, OSError):
+                    self._switch(front_door, self._backend_of(previous))
             new.stop()
             raise DeployError(
                 f"{bento_tag} started but the front door did not take it ({exc}); stopped it, "
                 f"{(previous or {}).get('bento_tag', 'nothing')} keeps serving"
             ) from exc
+        self._write_spec(new, env)
         left = 0
         if previous and running(previous.get("bento_pid"), previous.get("bento_start")):
             left = self._drain(previous["bento_port"])
@@ -622,7 +688,7 @@ class LocalServing(ServingTarget):
             "bento_tag": bento_tag,
             "bento_pid": new.pid,
             "bento_start": new.start,
-            "bento_processes": processes,
+            "bento_processes": [list(p) for p in processes],
             "bento_port": new.port,
             "front_door_pid": front_door[0],
             "front_door_start": front_door[1],

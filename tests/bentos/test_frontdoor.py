@@ -1,8 +1,8 @@
 """The front door as traders and attackers meet it: real processes on loopback, real sockets.
 
 Most tests put the door in front of a small real HTTP server that can misbehave on
-request (answer 500 without reading the body, drop a pooled connection, answer
-slowly), which a healthy bento will not do on cue; the last ones front a real bento.
+request (answer 500 without reading the body, drop a pooled connection, hold an
+answer), which a healthy bento will not do on cue; the last one fronts a real bento.
 """
 
 import asyncio
@@ -22,12 +22,14 @@ import pytest
 
 from resources.frontdoor import ADMIN_SOCKET, STATUS_PATH
 from resources.serving import free_port, stop_group
+from tests.bentos.conftest import request_for
 
 UPSTREAM = textwrap.dedent(
     """
     import asyncio, json, sys
 
     COUNTS = {"requests": 0, "dropped": 0, "poisoned": 0, "paths": []}
+    RELEASE = asyncio.Event()
 
 
     def reply(writer, status, payload):
@@ -53,6 +55,10 @@ UPSTREAM = textwrap.dedent(
                 if path == "/_count":
                     reply(writer, 200, COUNTS)
                     continue
+                if path == "/_release":
+                    RELEASE.set()
+                    reply(writer, 200, {})
+                    continue
                 COUNTS["requests"] += 1
                 COUNTS["paths"].append(path)
                 if drop_next:  # a kept-alive connection this server has given up on
@@ -63,8 +69,8 @@ UPSTREAM = textwrap.dedent(
                     poisoned = True
                     continue
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
-                if "x-sleep" in headers:
-                    await asyncio.sleep(float(headers["x-sleep"]))
+                if "x-hold" in headers:
+                    await RELEASE.wait()
                 reply(writer, 200, {"path": path, "method": method, "bytes": len(body)})
                 drop_next = "x-then-drop" in headers
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -96,6 +102,10 @@ class Upstream:
 
     def counts(self) -> dict:
         return httpx.get(f"http://127.0.0.1:{self.port}/_count", timeout=5).json()
+
+    def release(self) -> None:
+        """Lets every request sent with ``X-Hold`` be answered."""
+        httpx.get(f"http://127.0.0.1:{self.port}/_release", timeout=5)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -308,9 +318,9 @@ def test_slow_headers_are_cut_off_while_a_normal_client_is_served(upstream, door
 def test_a_slow_body_is_cut_off_and_never_holds_a_drain(upstream, door_for):
     door = door_for(upstream.port, "--body-timeout", "2")
     sock = raw(door.port, POST + b"Content-Length: 100\r\n\r\n1234")
-    while door.status()["uploads"] < 1:
+    while (status := door.status())["uploads"] < 1 and not status["refused"]:
         time.sleep(0.02)
-    assert door.status()["in_flight"] == {}  # a deploy's drain does not wait for it
+    assert status["in_flight"] == {}  # a deploy's drain does not wait for it
     assert status_line(read_all(sock)) == "HTTP/1.1 408 Request Timeout"
     status = door.status()
     assert status["uploads"] == 0
@@ -353,7 +363,7 @@ def test_overload_is_shed_at_once_not_queued(upstream, door_for):
         threading.Thread(
             target=httpx.post,
             args=(f"{door.url}/predict",),
-            kwargs={"content": b"{}", "headers": {"X-Sleep": "3"}, "timeout": 30},
+            kwargs={"content": b"{}", "headers": {"X-Hold": "1"}, "timeout": 60},
         )
         for _ in range(2)
     ]
@@ -365,30 +375,33 @@ def test_overload_is_shed_at_once_not_queued(upstream, door_for):
     assert door.status()["forwarding"] == 2  # answered while both were still at the bento
     assert shed.status_code == 503
     assert shed.headers["retry-after"] == "1"
+    upstream.release()
     for thread in slow:
         thread.join(30)
     assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
     assert upstream.counts()["requests"] == 3
 
 
-def test_zz_scratch(served):
-    from tests.bentos.conftest import request_for
-    good = request_for(served.bars, "SYN0001", 100, position=0.5)
-    import copy
-    trials = {}
-    def variant(name, f):
-        body = copy.deepcopy(good)
-        f(body)
-        with served.client() as c:
-            r = c.post("/predict", json=body)
-        trials[name] = (r.status_code, r.text[:150])
-    variant("good", lambda b: None)
-    variant("vol1e308", lambda b: [bar.__setitem__("volume", 1e308) for bar in b["bars"]])
-    variant("price1e300", lambda b: [bar.update(open=1e300, high=1e300, low=1e300, close=1e300) for bar in b["bars"]])
-    variant("price1e-300", lambda b: [bar.update(open=1e-300, high=1e-300, low=1e-300, close=1e-300) for bar in b["bars"]])
-    variant("same_ts", lambda b: [bar.__setitem__("timestamp", b["bars"][0]["timestamp"]) for bar in b["bars"]])
-    variant("rev", lambda b: b["bars"].reverse())
-    variant("mixed_price", lambda b: [bar.update(close=(1e300 if i % 2 else 1e-300)) for i, bar in enumerate(b["bars"])])
-    print(good["bars"][0])
-    for k, v in trials.items():
-        print(k, v)
+@pytest.mark.slow
+@pytest.mark.xdist_group("bento")
+def test_a_real_bento_behind_the_door_serves_its_routes_and_nothing_else(served, door_for):
+    bento_port = int(served.url.rsplit(":", 1)[1])
+    door = door_for(bento_port, "--max-body-bytes", "100000")
+    body = request_for(served.bars, "SYN0001", 100)
+    with served.client() as direct, httpx.Client(base_url=door.url, timeout=30) as client:
+        auth = dict(direct.headers)
+        assert client.post("/predict", json=body, headers=auth).json()["policy_version"] == "7"
+        assert client.post("/predict_batch", json=[body], headers=auth).status_code == 200
+        assert client.get("/metadata", headers=auth).json()["policy_version"] == "7"
+        for probe in ("/healthz", "/livez", "/readyz", "/metrics"):
+            assert client.get(probe).status_code == 200, probe
+        assert client.post("/predict", json=body).status_code == 401  # the bento's own answer
+        assert client.get("/docs.json").status_code == 404  # answered by the door: see below
+        zipped = gzip.compress(json.dumps(body).encode())
+        headers = auth | {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        assert client.post("/predict", content=zipped, headers=headers).status_code == 415
+        big = {**body, "bars": body["bars"] * 10}
+        refused = client.post("/predict", json=big, headers=auth)
+        assert refused.status_code == 413
+        assert refused.json()["error"] == "payload_too_large"  # the door's, not the bento's
+    assert door.status()["refused"] == {"not_found": 1, "compressed": 1, "too_large": 1}

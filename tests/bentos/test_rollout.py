@@ -1,7 +1,9 @@
 """policy_deployment's swap, run for real: two bentos, the front door, traffic throughout."""
 
 import json
+import os
 import shutil
+import signal
 import threading
 import time
 from collections import Counter
@@ -9,7 +11,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from resources.serving import DeployError, LocalServing, alive, free_port
+from resources.serving import DeployError, LocalServing, alive, free_port, running
 from tests.bentos.conftest import TOKEN, package, request_for, secrets_of
 from tradeops_assets.core import signing
 
@@ -117,7 +119,7 @@ def test_only_bentos_signed_by_the_trusted_key_are_deployed(
     target.deploy(packaged["bento_tag"], "champion", {})
     stranger = signing.DevKeypair.generate()
     forged = package(bento_home, policy_bundle[0], stranger, tmp_path)
-    with pytest.raises(DeployError, match=r"refusing to deploy .* does not verify"):
+    with pytest.raises(DeployError, match=r"refusing to deploy .*(does not verify|trusted key)"):
         target.deploy(forged["bento_tag"], "forged", {})
     assert target.current()["bento_tag"] == packaged["bento_tag"]
     answer = httpx.post(
@@ -140,3 +142,81 @@ def test_a_bento_failing_its_health_check_is_rolled_back(target, packaged, secon
     assert alive(first["bento_pid"])
     status = target.front_door_status()
     assert status["backend"]["port"] == first["bento_port"]
+
+
+def test_concurrent_deploys_run_one_after_another(target, packaged, second_bento):
+    """Two deploys at once: the second waits for the first and replaces what it deployed."""
+    records: list[dict] = []
+    errors: list[Exception] = []
+
+    def deploy(tag: str, why: str) -> None:
+        try:
+            records.append(target.deploy(tag, why, {}))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=deploy, args=(packaged["bento_tag"], "one")),
+        threading.Thread(target=deploy, args=(second_bento["bento_tag"], "other")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert errors == []
+    first, second = records
+    assert first["previous_bento_tag"] is None
+    assert second["previous_bento_tag"] == first["bento_tag"]
+    assert second["front_door_pid"] == first["front_door_pid"]
+    assert not running(first["bento_pid"], first["bento_start"])
+    assert target.is_serving(second["bento_tag"])
+    assert target.front_door_status()["backend"]["port"] == second["bento_port"]
+    assert target.current() == second
+
+
+def test_a_deployment_is_bounded_at_its_door_and_stopped_whole(target, packaged, policy_bundle):
+    small = target.model_copy(update={"max_body_bytes": 100_000})
+    record = small.deploy(packaged["bento_tag"], "champion", {})
+    processes = [tuple(p) for p in record["bento_processes"]]
+    assert (record["bento_pid"], record["bento_start"]) in processes
+    assert all(running(pid, start) for pid, start in processes)
+    assert httpx.get(f"{small.url}/_frontdoor").status_code == 404
+    assert small.front_door_status()["limits"]["max_body_bytes"] == 100_000
+    body = request_for(policy_bundle[1], "SYN0001", 100)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    too_big = httpx.post(
+        f"{small.url}/predict", json={**body, "bars": body["bars"] * 10}, headers=headers
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["error"] == "payload_too_large"  # the door's answer
+    assert httpx.post(f"{small.url}/predict", json=body, headers=headers).status_code == 200
+    assert 413 not in small.request_counts()  # the bento never saw the big one
+    small.stop()
+    assert not any(running(pid, start) for pid, start in processes)
+    assert not running(record["front_door_pid"], record["front_door_start"])
+
+
+def test_a_bento_that_dies_is_started_again_by_the_front_door(target, packaged, policy_bundle):
+    record = target.deploy(packaged["bento_tag"], "champion", {})
+    os.kill(record["bento_pid"], signal.SIGKILL)  # a crash: nothing is told, nothing drains
+    deadline = time.monotonic() + 180
+    while target.current()["bento_pid"] == record["bento_pid"]:
+        assert time.monotonic() < deadline, target.events()
+        time.sleep(0.2)
+    now = target.current()
+    assert now["restarts"] == 1
+    assert target.is_serving(packaged["bento_tag"])
+    assert target.front_door_status()["backend"]["pid"] == now["bento_pid"]
+    (event,) = target.events()
+    assert event["event"] == "bento_restarted"
+    assert event["pid"] == record["bento_pid"]
+    assert event["restart"] == {"pid": now["bento_pid"], "port": now["bento_port"]}
+    answer = httpx.post(
+        f"{target.url}/predict",
+        json=request_for(policy_bundle[1], "SYN0002", 100),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert answer.status_code == 200
+    while any(running(pid, start) for pid, start in record["bento_processes"]):
+        assert time.monotonic() < deadline, "the dead bento's workers outlived the restart"
+        time.sleep(0.2)
