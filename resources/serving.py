@@ -168,9 +168,13 @@ def signal_process(pid: int, start: int | None, sig: int) -> bool:
             os.close(fd)
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collects ``pid``'s exit status if it is our child, so it leaves no zombie; ``wait``
+    covers a process still tearing down, which /proc may already show as gone."""
+    deadline = time.monotonic() + wait
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def stop_processes(processes: Iterable[tuple[int, int | None]], grace: float = 30.0) -> list[int]:
@@ -214,7 +218,7 @@ def stop_group(
     late = [(p, s) for p, s in family(pid, start) if p not in targets]
     if late:
         stopped += stop_processes(late, grace)
-    _reap(pid)
+    _reap(pid, wait=5.0)
     return stopped
 
 
@@ -270,8 +274,6 @@ def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -
         **{
             "BENTOML_HOME": str(bentoml_home),
             "BENTOML_DO_NOT_TRACK": "True",
-            # A worker that refuses to start ends `bentoml serve` instead of respawning.
-            "BENTOML_CONTAINERIZED": "true",
             "PYTHONDONTWRITEBYTECODE": "1",  # nothing may be written into the signed tree
             **settings.to_env(),
             **extra,

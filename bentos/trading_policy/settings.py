@@ -10,7 +10,7 @@ list, and ``private_key_exposure`` is how the service refuses to start beside on
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -64,9 +64,15 @@ def _number(env: Mapping[str, str], name: str, kind: Callable[[str], T], default
     return value
 
 
+def default_workers() -> int:
+    """One worker per core this process may use, and never fewer than two: BentoML replaces
+    a worker that dies, and meanwhile the other keeps answering."""
+    return max(2, len(os.sched_getaffinity(0)))
+
+
 def workers_from_env(env: Mapping[str, str] = os.environ) -> int:
     """Read at import, because BentoML takes the worker count in the service decorator."""
-    return _number(env, WORKERS_ENV, int, 1, 1)
+    return _number(env, WORKERS_ENV, int, default_workers(), 1)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class ServeSettings:
     """Requests a worker holds at once; beyond it a fast 503 with Retry-After."""
     log_flush_rows: int = 10_000
     log_flush_seconds: float = 5.0
-    workers: int = 1
+    workers: int = field(default_factory=default_workers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServeSettings":

@@ -31,14 +31,19 @@ def store_copy(bento_home: Path, packaged: dict, tmp: Path) -> tuple[Path, Path,
     return home, bento, model
 
 
-def refused(server: BentoProcess, reason: str) -> str:
-    """The start fails (never ready, non-zero exit) and its log says why."""
+def refused(server: BentoProcess, reason: str, nonzero: bool = True) -> str:
+    """The start fails (never ready, the process ends) and its log says why.
+
+    A bare ``bentoml serve`` whose worker refuses is stopped by that worker with SIGTERM,
+    which BentoML answers with exit 0; the launcher's refusals exit 2 or 3.
+    """
     try:
         ready = server.wait_ready(timeout=90)
         code = server.proc.wait(60) if not ready else None
         text = server.log_tail(1_000_000)
         assert not ready, text[-3000:]
-        assert code not in (None, 0), text[-3000:]
+        assert code is not None, text[-3000:]
+        assert code != 0 or not nonzero, text[-3000:]
         assert reason in text, text[-3000:]
         return text
     finally:
@@ -56,9 +61,13 @@ def test_edited_service_code_in_a_stored_bento_never_starts(
     """The probe's attack: service.py edited to answer target_position 1.0 under the same tag."""
     home, bento, _ = store_copy(bento_home, packaged, tmp_path)
     service = bento / "src" / "bentos" / "trading_policy" / "service.py"
+    original = service.read_text()
     service.write_text(
-        service.read_text().replace('"target_position": float(target)', '"target_position": 1.0')
+        original.replace("def predict(http: Request) -> Response:\n", "def predict(http):\n", 1)
+        + "\n\nasync def _always_long(http):\n"
+        '    return _json({"target_position": 1.0})\n'
     )
+    assert service.read_text() != original
     env = server_env(home, keypair.public_b64, tmp_path / "log")
     text = refused(
         Server(packaged["bento_tag"], env), "changed: src/bentos/trading_policy/service.py"
@@ -91,7 +100,7 @@ def test_any_change_to_the_bento_is_refused_by_the_launcher_and_the_service(
     tamper(bento)
     env = server_env(home, keypair.public_b64, tmp_path / "log")
     refused(Server(packaged["bento_tag"], env), reason)
-    refused(bare_serve(packaged["bento_tag"], env, tmp_path / "bare.log"), reason)
+    refused(bare_serve(packaged["bento_tag"], env, tmp_path / "bare.log"), reason, nonzero=False)
 
 
 def test_a_tampered_or_unsigned_bundle_is_refused(packaged, bento_home, keypair, tmp_path):
@@ -117,7 +126,11 @@ def test_the_environment_cannot_point_the_bento_at_another_model(
         home, keypair.public_b64, tmp_path / "log", TRADEOPS_POLICY_MODEL="trading_policy:other0001"
     )
     refused(Server(packaged["bento_tag"], env), "serves nothing else")
-    refused(bare_serve(packaged["bento_tag"], env, tmp_path / "bare.log"), "serves nothing else")
+    refused(
+        bare_serve(packaged["bento_tag"], env, tmp_path / "bare.log"),
+        "serves nothing else",
+        nonzero=False,
+    )
 
 
 def test_only_the_trusted_key_vouches_and_its_id_is_checked(
@@ -152,6 +165,7 @@ def test_serving_refuses_to_start_beside_a_private_key(packaged, bento_home, key
     refused(
         bare_serve(packaged["bento_tag"], leaked, tmp_path / "bare.log"),
         "TRADEOPS_SIGNING_KEY in the serving environment",
+        nonzero=False,
     )
     pem_elsewhere = env | {"SOME_VAR": keypair.private_pem.decode()}
     refused(Server(packaged["bento_tag"], pem_elsewhere), "SOME_VAR")

@@ -97,11 +97,11 @@ def test_a_new_bento_replaces_the_old_under_load_without_a_failed_request(
 ):
     first = target.deploy(packaged["bento_tag"], "first champion", {})
     body = request_for(policy_bundle[1], "SYN0000", 100)
-    with Traffic(target.url, body) as traffic:
-        traffic.wait_for(50)
+    with Traffic(target.url, body, connections=64) as traffic:
+        traffic.wait_for(200)
         second = target.deploy(second_bento["bento_tag"], "new champion v8", {})
         switched = time.monotonic()
-        traffic.wait_for(len(traffic.versions) + 50)
+        traffic.wait_for(len(traffic.versions) + 200)
     assert traffic.errors == []
     assert set(traffic.statuses) == {200}, traffic.statuses
     assert traffic.versions[0] == "7"
@@ -220,3 +220,35 @@ def test_a_bento_that_dies_is_started_again_by_the_front_door(target, packaged, 
     while any(running(pid, start) for pid, start in record["bento_processes"]):
         assert time.monotonic() < deadline, "the dead bento's workers outlived the restart"
         time.sleep(0.2)
+
+
+def test_a_worker_killed_under_load_is_replaced_and_the_endpoint_keeps_answering(
+    target, packaged, policy_bundle
+):
+    """SIGKILL one of the bento's workers mid-traffic: BentoML starts another, the other
+    worker answers meanwhile, and the door retries what failed before any byte."""
+    import psutil
+
+    deployed = target.deploy(packaged["bento_tag"], "champion", {})
+    arbiter = psutil.Process(deployed["bento_pid"])
+    workers = arbiter.children()
+    assert len(workers) >= 2, [w.cmdline() for w in workers]
+    body = request_for(policy_bundle[1], "SYN0000", 100)
+    with Traffic(target.url, body, connections=16) as traffic:
+        traffic.wait_for(100)
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed_at = len(traffic.versions)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = {w.pid for w in arbiter.children()}
+            if len(now) >= len(workers) and workers[0].pid not in now:
+                break
+            time.sleep(0.2)
+        replaced = {w.pid for w in arbiter.children()}
+        traffic.wait_for(len(traffic.versions) + 200)
+    assert workers[0].pid not in replaced
+    assert len(replaced) == len(workers), "the killed worker was not replaced"
+    assert len(traffic.versions) > killed_at + 200
+    failed = sum(n for code, n in traffic.statuses.items() if code != 200) + len(traffic.errors)
+    total = sum(traffic.statuses.values()) + len(traffic.errors)
+    assert failed <= max(16, total // 200), (traffic.statuses, traffic.errors[:3])

@@ -419,7 +419,13 @@ def test_overload_sheds_fast_with_retry_after(packaged, bento_home, keypair, tmp
 
     from .conftest import TOKEN, Server, server_env
 
-    env = server_env(bento_home, keypair.public_b64, tmp_path / "log", TRADEOPS_MAX_IN_FLIGHT="1")
+    env = server_env(
+        bento_home,
+        keypair.public_b64,
+        tmp_path / "log",
+        TRADEOPS_MAX_IN_FLIGHT="1",
+        TRADEOPS_SERVE_WORKERS="1",
+    )
     server = Server(packaged["bento_tag"], env)
     try:
         assert server.wait_ready(), server.log_text()[-3000:]
