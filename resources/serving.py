@@ -455,6 +455,14 @@ class ServingTarget(dg.ConfigurableResource):
         """Traders' requests since the live bento started, by HTTP status."""
         raise NotImplementedError
 
+    def counter(self, name: str) -> float:
+        """A counter the live bento exposes in ``/metrics``, summed over its labels."""
+        raise NotImplementedError
+
+    def events(self) -> list[dict]:
+        """What happened to the live service outside a deploy: each exit and restart."""
+        return []
+
     def stop(self) -> None:
         raise NotImplementedError
 
@@ -510,11 +518,20 @@ class LocalServing(ServingTarget):
             and running(state.get("front_door_pid"), state.get("front_door_start"))
         )
 
+    def _metrics(self) -> str:
+        try:
+            return httpx.get(f"{self.url}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    def counter(self, name: str) -> float:
+        pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})?\s+([0-9.e+]+)$", re.MULTILINE)
+        return sum(float(value) for value in pattern.findall(self._metrics()))
+
     def request_counts(self) -> dict[int, int]:
         """BentoML's own counters of the live bento, scraped from ``/metrics``; probes left out."""
-        try:
-            text = httpx.get(f"{self.url}/metrics", timeout=2).text
-        except httpx.HTTPError:
+        text = self._metrics()
+        if not text:
             return {}
         counts: dict[int, int] = {}
         for match in REQUEST_TOTAL.finditer(text):

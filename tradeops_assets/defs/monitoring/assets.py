@@ -320,10 +320,13 @@ def serving_health(
     serving: ServingTarget,
     notifier: Notifier,
 ) -> dg.MaterializeResult:
-    """How the traders' endpoint served the day: requests, error rate and latency.
+    """How the traders' endpoint served the day: requests, error rate, latency, restarts.
 
     Answered requests and their latency come from the prediction log; refused and
-    failed requests from the service's own counters. The firm's limit is 300 ms.
+    failed requests from the service's own counters. The firm's limit is 300 ms. A
+    bento that died and was started again by the front door, a restart that failed,
+    and prediction-log writes that failed (decisions not yet durable) are counted and
+    alerted; a failed restart is a breach, since the endpoint was down.
     """
     start, end = _day(context)
     served = _served_on(predictions, start, end)
@@ -332,6 +335,7 @@ def serving_health(
     refused = sum(n for code, n in counts.items() if 400 <= code < 500)
     failed = sum(n for code, n in counts.items() if code >= 500)
     total = sum(counts.values())
+    events = [e for e in serving.events() if start <= datetime.fromisoformat(e["time"]) < end]
     figures = {
         "answered": served.height,
         "p50_ms": round(float(np.percentile(latency, 50)), 2) if latency.size else 0.0,
@@ -340,19 +344,31 @@ def serving_health(
         "failed_5xx": failed,
         "requests_since_start": total,
         "error_rate": round(failed / total, 5) if total else 0.0,
+        "bento_restarts": sum(e["event"] == "bento_restarted" for e in events),
+        "bento_restart_failures": sum(e["event"] == "bento_restart_failed" for e in events),
+        "prediction_log_write_failures": int(
+            serving.counter("tradeops_prediction_log_write_failures_total")
+        ),
     }
-    if not served.height and not total:
+    if figures["bento_restarts"] or figures["bento_restart_failures"]:
+        notifier.alert(SERVING, "the bento died and was started again", {"events": events})
+    if figures["prediction_log_write_failures"]:
+        notifier.alert(SERVING, "prediction log writes failed (rows kept, retried)", figures)
+    if not served.height and not total and not events:
         check = _not_judged(SERVING_HEALTH_CHECK, "no requests served that day")
     else:
         over = max(
-            figures["p99_ms"] / config.p99_limit_ms, figures["error_rate"] / config.error_rate_limit
+            figures["p99_ms"] / config.p99_limit_ms,
+            figures["error_rate"] / config.error_rate_limit,
+            float(figures["bento_restart_failures"] > 0),
         )
         check = _verdict(
             SERVING_HEALTH_CHECK,
             over,
             1.0,
             1.0,
-            f"p99 {figures['p99_ms']} ms, error rate {figures['error_rate']:.2%}",
+            f"p99 {figures['p99_ms']} ms, error rate {figures['error_rate']:.2%}, bento "
+            f"restarts {figures['bento_restarts']} ({figures['bento_restart_failures']} failed)",
             figures,
         )
         if over >= 1.0:
