@@ -500,6 +500,7 @@ class LocalServing(ServingTarget):
     def settings(self) -> ServeSettings:
         return ServeSettings(
             api_token=self.secrets.api_token(),
+            tokens_file=self.secrets.tokens_file(),
             public_key=self.secrets.public_key(),
             prediction_log=Path(self.prediction_log),
             max_bars=self.max_bars,
