@@ -252,3 +252,25 @@ def test_a_worker_killed_under_load_is_replaced_and_the_endpoint_keeps_answering
     failed = sum(n for code, n in traffic.statuses.items() if code != 200) + len(traffic.errors)
     total = sum(traffic.statuses.values()) + len(traffic.errors)
     assert failed <= max(16, total // 200), (traffic.statuses, traffic.errors[:3])
+
+
+def test_no_serving_process_holds_the_private_key(target, packaged, keypair, monkeypatch):
+    """The deployer's own environment has the key and cloud credentials; not one process
+    that serves traders (the door, the bento, its workers) inherits them."""
+    import psutil
+
+    pem = keypair.private_pem.decode()
+    monkeypatch.setenv("TRADEOPS_SIGNING_KEY", pem)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-serving")
+    deployed = target.deploy(packaged["bento_tag"], "champion", {})
+    processes = [psutil.Process(deployed["front_door_pid"]), psutil.Process(deployed["bento_pid"])]
+    processes += processes[1].children(recursive=True)
+    assert len(processes) >= 4  # door, bento, two workers
+    for process in processes:
+        environ = process.environ()
+        assert "TRADEOPS_SIGNING_KEY" not in environ, process.cmdline()
+        assert "AWS_SECRET_ACCESS_KEY" not in environ, process.cmdline()
+        assert not any("PRIVATE KEY" in value for value in environ.values()), process.cmdline()
+    workers = processes[2:]  # the arbiter renames itself (circusd) and its environ reads empty
+    assert all("TRADEOPS_SIGNING_PUBLIC_KEY" in w.environ() for w in workers)
+    assert "TRADEOPS_SIGNING_PUBLIC_KEY" not in processes[0].environ()  # the door needs none
