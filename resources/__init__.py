@@ -1,9 +1,10 @@
 """Per-deployment resources: the only code that knows where anything is stored.
 
-``for_deployment`` returns the resource set for a deployment by name; a new
-deployment (prod: S3, Postgres, ECS) is a new entry in ``RESOURCE_SETS`` and a
-module beside ``local.py``, with no asset edited. Importing this package loads
-none of them, so ``resources.deployment`` stays cheap to import.
+``for_deployment`` returns the resource set for a deployment by name: ``local.py``
+(everything under TRADEOPS_HOME) or ``prod.py`` (S3, PostgreSQL, ECS), each an entry
+in ``RESOURCE_SETS``, with no asset edited. Importing this package loads none of
+them, so ``resources.deployment`` stays cheap to import and the local deployment
+never loads dagster-aws.
 """
 
 import importlib
@@ -11,7 +12,10 @@ import importlib
 from resources.deployment import DEPLOYMENTS, Deployment
 from tradeops_assets.core.errors import ConfigError
 
-RESOURCE_SETS = {"local": "resources.local:local_resources"}
+RESOURCE_SETS = {
+    "local": "resources.local:local_resources",
+    "prod": "resources.prod:prod_resources",
+}
 assert set(RESOURCE_SETS) == set(DEPLOYMENTS)
 
 

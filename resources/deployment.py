@@ -5,10 +5,16 @@ receives the resolved object, so a run can never mix the settings of two
 deployments. Resolving reads the environment and nothing else: it writes no file
 and sets no variable. ``init`` is the setup step that creates the local
 instance's folders, run by ``make env`` and by every CLI command that needs them.
+
+``prod`` (S3, PostgreSQL, ECS; resources/prod.py) reads where things are through
+``dg.EnvVar`` in its resources; here it only notes which optional settings are
+present, and keeps ``TRADEOPS_HOME`` (default: a scratch folder under the temp
+directory, since a task's root filesystem is read-only) for scratch files alone.
 """
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +24,20 @@ from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.sources import DEFAULT_SOURCE
 
 LOCAL = "local"
+PROD = "prod"
 ALERT_WEBHOOK_ENV = "TRADEOPS_ALERT_WEBHOOK"
-DEPLOYMENTS = (LOCAL,)
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
+ECS_ENDPOINT_ENV = "AWS_ENDPOINT_URL_ECS"
+"""boto3's own names for endpoints other than AWS's (the tests' loopback stand-ins)."""
+ROLLOUT_TIMEOUT_ENV = "TRADEOPS_ROLLOUT_TIMEOUT_S"
+DEFAULT_ROLLOUT_TIMEOUT_S = 900.0
+DEPLOYMENTS = (LOCAL, PROD)
 DEFAULT_HOME = ".tradeops"
 DEFAULT_SERVE_PORT = 3000
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_INSTANCE_YAML = REPO_ROOT / "deploy" / "local" / "dagster.yaml"
+PROD_INSTANCE_YAML = REPO_ROOT / "deploy" / "prod" / "dagster.yaml"
+INSTANCE_YAML = {LOCAL: LOCAL_INSTANCE_YAML, PROD: PROD_INSTANCE_YAML}
 
 
 @dataclass(frozen=True)
@@ -39,16 +53,24 @@ class Deployment:
     dagster_ui: str = "http://127.0.0.1:3001"
     mlflow_ui: str = "http://127.0.0.1:5000"
     """Where people open the two UIs: the base of the links each tool shows to the other."""
+    s3_endpoint: bool = False
+    ecs_endpoint: bool = False
+    """prod: whether AWS_ENDPOINT_URL_S3 / _ECS are set (the resources read them by dg.EnvVar)."""
+    rollout_timeout_s: float = DEFAULT_ROLLOUT_TIMEOUT_S
+    """prod: how long policy_deployment waits for ECS to finish rolling the endpoint over."""
+    instance_home: Path | None = None
+    """prod: DAGSTER_HOME as the task sets it; locally the instance lives under ``home``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
         name = env.get("TRADEOPS_ENV", LOCAL)
         if name not in DEPLOYMENTS:
             raise ConfigError(
-                f"TRADEOPS_ENV={name!r}: this build provides {list(DEPLOYMENTS)}; the prod "
-                "deployment (S3, Postgres, ECS) arrives with the production-path work"
+                f"TRADEOPS_ENV={name!r}: this build provides {list(DEPLOYMENTS)} "
+                "(local: everything under TRADEOPS_HOME; prod: S3, PostgreSQL, ECS)"
             )
-        home = Path(env.get("TRADEOPS_HOME") or DEFAULT_HOME).expanduser().resolve()
+        default_home = DEFAULT_HOME if name == LOCAL else Path(tempfile.gettempdir(), "tradeops")
+        home = Path(env.get("TRADEOPS_HOME") or default_home).expanduser().resolve()
         port = env.get("TRADEOPS_SERVE_PORT", str(DEFAULT_SERVE_PORT))
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"TRADEOPS_SERVE_PORT={port!r} is not a TCP port number")
@@ -63,11 +85,12 @@ class Deployment:
             dagster_ui=env.get("TRADEOPS_DAGSTER_UI_URL")
             or f"http://127.0.0.1:{env.get('TRADEOPS_UI_PORT', '3001')}",
             mlflow_ui=env.get("TRADEOPS_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+            **(_prod_settings(env, home) if name == PROD else {}),
         )
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster"
+        return self.instance_home or self.home / "dagster"
 
     @property
     def datasets_root(self) -> Path:
@@ -116,11 +139,28 @@ class Deployment:
         }
 
     def init(self) -> None:
-        """Creates the local Dagster instance's home and configuration if they are missing."""
+        """Creates the Dagster instance's home and configuration if they are missing."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
-            shutil.copyfile(LOCAL_INSTANCE_YAML, instance_yaml)
+            shutil.copyfile(INSTANCE_YAML[self.name], instance_yaml)
+
+
+def _prod_settings(env: Mapping[str, str], home: Path) -> dict:
+    """What prod notes itself: which optional settings are present, never their values."""
+    given = env.get("DAGSTER_HOME")
+    instance_home = Path(given).expanduser().resolve() if given else None
+    timeout = env.get(ROLLOUT_TIMEOUT_ENV) or str(DEFAULT_ROLLOUT_TIMEOUT_S)
+    try:
+        rollout_timeout_s = float(timeout)
+    except ValueError:
+        raise ConfigError(f"{ROLLOUT_TIMEOUT_ENV}={timeout!r} is not a number of seconds") from None
+    return {
+        "s3_endpoint": bool(env.get(S3_ENDPOINT_ENV)),
+        "ecs_endpoint": bool(env.get(ECS_ENDPOINT_ENV)),
+        "instance_home": None if instance_home == home / "dagster" else instance_home,
+        "rollout_timeout_s": rollout_timeout_s,
+    }
 
 
 def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:

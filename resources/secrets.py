@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.signing import DevKeypair
 from tradeops_assets.core.tokens import write_tokens
 
@@ -98,3 +99,36 @@ def _write_secret(path: Path, value: str) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(value)
     os.replace(tmp, path)
+
+
+SIGNING_KEY_ENV = "TRADEOPS_SIGNING_KEY"
+PUBLIC_KEY_ENV = "TRADEOPS_SIGNING_PUBLIC_KEY"
+API_TOKEN_ENV = "TRADEOPS_API_TOKEN"
+
+
+class EnvSecrets(Secrets):
+    """prod: the secrets the task's secret injection puts in its environment.
+
+    Each field is a ``dg.EnvVar``, so the Dagster UI and run config name the variable,
+    never its value; nothing is written to disk. A task without the private key (every
+    serving task, and any run that packages nothing) gets a clear refusal, not a key.
+    """
+
+    signing_key_pem: str = ""
+    public_key_b64: str = ""
+    api_token_value: str = ""
+
+    def signing_key(self) -> str:
+        return _required(self.signing_key_pem, SIGNING_KEY_ENV, "the bento signing key")
+
+    def public_key(self) -> str:
+        return _required(self.public_key_b64, PUBLIC_KEY_ENV, "the signing public key")
+
+    def api_token(self) -> str:
+        return _required(self.api_token_value, API_TOKEN_ENV, "the traders' API token")
+
+
+def _required(value: str, env: str, what: str) -> str:
+    if not value.strip():
+        raise ConfigError(f"{what} is not in this task's environment ({env} is empty)")
+    return value.strip()

@@ -25,7 +25,8 @@ EXPERIMENT = "tradeops"
 CURVE_POINTS = 200
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_root: str) -> None:
+def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -> None:
+    """``artifact_root`` None: the tracking server's own (prod: proxied to S3)."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(name) is None:
         client.create_experiment(name, artifact_location=artifact_root)
@@ -93,6 +94,27 @@ def mlflow_resource(tracking_uri: str, artifact_root: Path) -> dg.ResourceDefini
 
     return tradeops_mlflow.configured(
         {"experiment_name": EXPERIMENT, "mlflow_tracking_uri": tracking_uri}
+    )
+
+
+def mlflow_server_resource(tracking_uri_env: str) -> dg.ResourceDefinition:
+    """prod: the MLflow tracking server at ``$tracking_uri_env``, reached over HTTP.
+
+    The server keeps runs and the registry in PostgreSQL and proxies artifacts to S3
+    (``mlflow server --serve-artifacts``), so the pipeline holds no database or bucket
+    credential for MLflow; the experiment takes the server's artifact root.
+    """
+
+    @dg.resource(config_schema=CONFIG_SCHEMA, description="MLflow run on the tracking server")
+    def tradeops_mlflow(init_context):
+        config = init_context.resource_config
+        ensure_experiment(config["mlflow_tracking_uri"], config["experiment_name"], None)
+        mlf = MlFlow(init_context)
+        yield TrainingRun(mlf, config["mlflow_tracking_uri"])
+        mlf.cleanup_on_error()
+
+    return tradeops_mlflow.configured(
+        {"experiment_name": EXPERIMENT, "mlflow_tracking_uri": {"env": tracking_uri_env}}
     )
 
 
