@@ -133,10 +133,39 @@ def _instance(deployment: Deployment):
     return dg.DagsterInstance.from_config(str(deployment.dagster_home))
 
 
+class _Resolved(dict):
+    """A deployment's resources, each resolved on first use as a run would resolve it.
+
+    A resource's ``dg.EnvVar`` fields (every location and secret in prod) are read only
+    by ``dg.build_resources``; used raw they hold the variable, not its value. Resolving
+    one key at a time means a command builds only what it touches (never, say, the MLflow
+    run resource). Nothing here has a teardown that a command relies on.
+    """
+
+    def __init__(self, definitions: dict) -> None:
+        super().__init__()
+        self._definitions = definitions
+
+    def __missing__(self, key: str):
+        import dagster as dg
+
+        with dg.build_resources({key: self._definitions[key]}) as built:
+            resolved = getattr(built, key)
+        self[key] = resolved
+        return resolved
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._definitions
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self._definitions else default
+
+
 def _resources(deployment: Deployment) -> dict:
     from resources import for_deployment
 
-    return for_deployment(deployment)
+    definitions = for_deployment(deployment)
+    return _Resolved(definitions) if deployment.name != "local" else definitions
 
 
 def _hide_library_warnings() -> None:
@@ -556,6 +585,12 @@ def token(deployment: Deployment, action: str, client: str | None) -> int:
 
     found = _resources(deployment)
     path = found["secrets"].tokens_file()
+    if path is None:
+        raise ConfigError(
+            f"tradeops token edits a local tokens file; in {deployment.name} the named "
+            "clients' tokens live in Secrets Manager (<name>/serving/tokens, synced to every "
+            "serving task): change them there (docs/production.md, Client tokens in prod)"
+        )
     current = tokens.read_tokens(path)
     if action == "list":
         for name in sorted(current):
