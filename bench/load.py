@@ -3,7 +3,8 @@
 ``connections`` workers each send the next request as soon as the last is
 answered, for ``duration`` seconds; every request's latency is kept, so p50 and
 p99 are exact, not bucketed. A non-2xx answer or a transport error counts as a
-failure and is reported, never silently dropped.
+failure and is reported, never silently dropped; 503s (load shed by the server's cap
+on requests in flight) are also counted on their own.
 
 Run: ``python -m bench.load SPEC.json`` prints one JSON result.
 """
@@ -23,11 +24,13 @@ async def _load(spec: dict) -> dict:
     headers = {"Content-Type": "application/json", **spec.get("headers", {})}
     latencies: list[float] = []
     failures: list[str] = []
+    shed = 0  # 503 answers: load turned away by the server's cap on requests in flight
     connector = aiohttp.TCPConnector(limit=spec["connections"], force_close=False)
     deadline = time.perf_counter() + spec["warmup"] + spec["duration"]
     measure_from = time.perf_counter() + spec["warmup"]
 
     async def worker(session: aiohttp.ClientSession, offset: int) -> None:
+        nonlocal shed
         i = offset
         while (now := time.perf_counter()) < deadline:
             body = bodies[i % len(bodies)]
@@ -45,6 +48,7 @@ async def _load(spec: dict) -> dict:
                 latencies.append(time.perf_counter() - now)
                 if not ok:
                     failures.append(str(status))
+                    shed += status == 503
 
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -56,6 +60,7 @@ async def _load(spec: dict) -> dict:
         "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
         "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
         "failures": len(failures),
+        "shed": shed,
         "failure_sample": failures[:3],
     }
 

@@ -5,6 +5,13 @@ runs in its own process on core 1. The bento answers from raw bars (it computes
 the features); MLflow's pyfunc is sent ready-made observations, so it does
 strictly less work per decision. Before any timing, both are asked about the
 same market and must return the same target positions.
+
+The bento is sent the same bars in both layouts of a request (``core.request``):
+rows (a JSON object per bar, what the baseline measured) and columns (a list per
+field); both must give the same decisions. BentoML's own ceiling on the same core,
+``GET /livez``, is measured in the same run. So is the path traders take in a
+deployment, through the front door (``resources/frontdoor.py``) to the same bento,
+the door on the bento's core: one core serving, whatever runs on it.
 """
 
 import json
@@ -13,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -20,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from bentos.trading_policy.settings import ServeSettings
+from resources.frontdoor import BACKEND_FILE
 from resources.serving import (
     BentoProcess,
     bento_env,
@@ -90,10 +99,11 @@ def _bento(tmp: Path, recipe: PolicyRecipe, result, key: signing.DevKeypair) -> 
     return package_elsewhere(bundle, key.private_pem, tmp / "bentoml", tmp)["bento_tag"]
 
 
-def _requests(bars: pl.DataFrame, window: int) -> list[dict]:
+def _requests(bars: pl.DataFrame, window: int, columnar: bool = False) -> list[dict]:
     need = required_bars(window) + 16
     return [
-        request_for(part.tail(need)) for _, part in bars.group_by("symbol", maintain_order=True)
+        request_for(part.tail(need), columnar=columnar)
+        for _, part in bars.group_by("symbol", maintain_order=True)
     ]
 
 
@@ -171,24 +181,68 @@ def _mlflow_server(uri: str, env: dict, log: Path) -> tuple[subprocess.Popen, st
     raise SystemExit("mlflow models serve did not come up")
 
 
-def _levels(url_predict, url_batch, one, many, connections, duration, headers) -> dict:
+def _front_door(tmp: Path, bento: BentoProcess, settings: ServeSettings) -> tuple[int, str]:
+    """``python -m resources.frontdoor`` forwarding to ``bento``, pinned to the bento's core."""
+    state = tmp / "door"
+    state.mkdir(mode=0o700)
+    (state / BACKEND_FILE).write_text(json.dumps({"port": bento.port, "bento_tag": bento.target}))
+    port = free_port()
+    log = tmp / "frontdoor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "resources.frontdoor"),
+                *("--port", str(port), "--state", str(state)),
+                *("--max-body-bytes", str(settings.max_body_bytes)),
+                *("--max-in-flight", str(settings.max_in_flight)),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CPU}),
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc.pid, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    stop_group(proc.pid)
+    raise RuntimeError(f"the front door did not come up: {log.read_text()[-1000:]}")
+
+
+def _levels(loads: dict[str, tuple[str, list]], connections, duration, headers) -> dict:
+    """``loads``: name -> (url, bodies); one run of each at every connection count."""
     out = {}
     for c in connections:
-        out[f"predict@{c}"] = _load(url_predict, one, c, duration, headers)
-        out[f"batch@{c}"] = _load(url_batch, many, c, duration, headers)
+        for name, (url, bodies) in loads.items():
+            out[f"{name}@{c}"] = _load(url, bodies, c, duration, headers)
     return out
 
 
-def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
+def bench_serving(
+    connections=(1, 16, 64, 256), duration: float = 5.0, max_in_flight: int | None = None
+) -> dict:
+    """``max_in_flight``: the service's cap on requests in flight (its default if None)."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         bars, recipe, result = _policy(tmp)
         window = recipe.env.window
         key = signing.DevKeypair.generate()
-        env = bento_env(tmp / "bentoml", ServeSettings(TOKEN, key.public_b64, tmp / "predictions"))
+        # one worker on one core, as the baseline and the peer
+        settings = ServeSettings(TOKEN, key.public_b64, tmp / "predictions", workers=1)
+        if max_in_flight is not None:
+            settings = replace(settings, max_in_flight=max_in_flight)
+        env = bento_env(tmp / "bentoml", settings)
         tracking = _register(tmp, bars, recipe, result)
         tag = _bento(tmp, recipe, result, key)
         requests = _requests(bars, window)
+        columnar = _requests(bars, window, columnar=True)
         observations = _observations(bars, result, window)
         auth = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -196,20 +250,58 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
         try:
             if not bento.wait_ready():
                 raise SystemExit(f"bento did not start: {bento.log_tail()}")
-            ours_batch = httpx.post(
-                f"{bento.url}/predict_batch", json={"requests": requests}, headers=auth, timeout=60
-            ).json()
+            ours_batch, ours_columnar = (
+                httpx.post(
+                    f"{bento.url}/predict_batch", json={"requests": r}, headers=auth, timeout=60
+                ).json()
+                for r in (requests, columnar)
+            )
+            if [a["target_position"] for a in ours_batch] != [
+                a["target_position"] for a in ours_columnar
+            ]:
+                raise SystemExit("bench: the bento decides differently on rows and on columns")
             # BentoML's own ceiling on this core: its HTTP stack answering a no-op probe.
             ceiling = _load(f"{bento.url}/livez", [None], 16, duration, {}, method="GET")
             ours = _levels(
-                f"{bento.url}/predict",
-                f"{bento.url}/predict_batch",
-                requests,
-                [{"requests": requests}],
+                {
+                    "predict": (f"{bento.url}/predict", requests),
+                    "batch": (f"{bento.url}/predict_batch", [{"requests": requests}]),
+                    "predict_columnar": (f"{bento.url}/predict", columnar),
+                    "batch_columnar": (f"{bento.url}/predict_batch", [{"requests": columnar}]),
+                },
                 connections,
                 duration,
                 auth,
             )
+            sizes = {
+                "rows": len(json.dumps({"requests": requests})),
+                "columns": len(json.dumps({"requests": columnar})),
+            }
+            # The same bento behind the front door, as traders reach it in a deployment. The
+            # door is measured last and may fail alone: the direct figures stand without it.
+            try:
+                door_pid, door = _front_door(tmp, bento, settings)
+            except (RuntimeError, OSError) as exc:
+                print(f"bench: front door not measured: {exc}", file=sys.stderr)
+                door_pid, door = None, None
+            if door is not None:
+                try:
+                    ours.update(
+                        _levels(
+                            {
+                                "door_predict": (f"{door}/predict", requests),
+                                "door_batch_columnar": (
+                                    f"{door}/predict_batch",
+                                    [{"requests": columnar}],
+                                ),
+                            },
+                            connections,
+                            duration,
+                            auth,
+                        )
+                    )
+                finally:
+                    stop_group(door_pid)
         finally:
             bento.stop()
         proc, url = _mlflow_server(tracking, env, tmp / "mlflow.log")
@@ -218,10 +310,10 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
                 f"{url}/invocations", json={"inputs": observations}, timeout=60
             ).json()["predictions"]
             peer = _levels(
-                f"{url}/invocations",
-                f"{url}/invocations",
-                [{"inputs": [o]} for o in observations],
-                [{"inputs": observations}],
+                {
+                    "predict": (f"{url}/invocations", [{"inputs": [o]} for o in observations]),
+                    "batch": (f"{url}/invocations", [{"inputs": observations}]),
+                },
                 connections,
                 duration,
                 {},
@@ -231,46 +323,72 @@ def bench_serving(connections=(1, 16, 64, 256), duration: float = 5.0) -> dict:
     gap = float(np.max(np.abs(np.asarray([a["target_position"] for a in ours_batch]) - peer_batch)))
     if gap > 1e-4:
         raise SystemExit(f"bench: the bento and MLflow disagree on the same market by {gap:.2e}")
-    return _results(ours, peer, connections, gap, ceiling)
+    return _results(ours, peer, connections, gap, ceiling, sizes)
 
 
 def _best(levels: dict, prefix: str, connections) -> tuple[int, dict]:
     return max(((c, levels[f"{prefix}@{c}"]) for c in connections), key=lambda item: item[1]["rps"])
 
 
-def _table(levels: dict, connections) -> str:
+def _failed(run: dict) -> str:
+    shed = f", {run['shed']} shed with 503" if run.get("shed") else ""
+    return f"{run['failures']} failed{shed}"
+
+
+def _table(levels: dict, connections, suffix: str = "") -> str:
     parts = []
     for c in connections:
-        p, b = levels[f"predict@{c}"], levels[f"batch@{c}"]
+        p, b = levels[f"predict{suffix}@{c}"], levels[f"batch{suffix}@{c}"]
         parts.append(
             f"{c} conn: predict {p['rps']:,.0f}/s p50 {p['p50_ms']:.1f} ms p99 {p['p99_ms']:.1f} ms"
-            f" ({p['failures']} failed); batch {b['rps'] * BATCH:,.0f} decisions/s "
-            f"p99 {b['p99_ms']:.0f} ms ({b['failures']} failed)"
+            f" ({_failed(p)}); batch {b['rps'] * BATCH:,.0f} decisions/s "
+            f"p99 {b['p99_ms']:.0f} ms ({_failed(b)})"
         )
     return "; ".join(parts)
 
 
-def _results(ours: dict, peer: dict, connections, gap: float, ceiling: dict) -> dict:
+def _results(
+    ours: dict, peer: dict, connections, gap: float, ceiling: dict, sizes: dict[str, int]
+) -> dict:
     c_ours, p_ours = _best(ours, "predict", connections)
     c_peer, p_peer = _best(peer, "predict", connections)
+    cc_ours, pc_ours = _best(ours, "predict_columnar", connections)
     cb_ours, b_ours = _best(ours, "batch", connections)
     cb_peer, b_peer = _best(peer, "batch", connections)
+    cbc_ours, bc_ours = _best(ours, "batch_columnar", connections)
     # p99 at the connection count that gives the best throughput, and at 64 for the goal
     at = 64 if 64 in connections else c_ours
     at64_ours, at64_peer = ours[f"predict@{at}"], peer[f"predict@{at}"]
+    most = max(connections)
+    at_most_ours, at_most_peer = ours[f"predict@{most}"], peer[f"predict@{most}"]
     detail = (
-        f"bento: {_table(ours, connections)} || mlflow: {_table(peer, connections)}; "
-        f"same decisions to {gap:.1e}"
+        f"bento, rows: {_table(ours, connections)} || bento, columns: "
+        f"{_table(ours, connections, '_columnar')} || mlflow: {_table(peer, connections)}; "
+        f"same decisions to {gap:.1e}, and the same on rows and columns"
     )
+    share = p_ours["rps"] / ceiling["rps"]
+    door = ""
+    if f"door_predict@{most}" in ours:
+        cd, pd = _best(ours, "door_predict", connections)
+        cbd, bd = _best(ours, "door_batch_columnar", connections)
+        door = (
+            f" Through the front door (on the same core): /predict {pd['rps']:,.0f}/s at {cd} "
+            f"connections, p99 {ours[f'door_predict@{at}']['p99_ms']:.1f} ms at {at} and "
+            f"{ours[f'door_predict@{most}']['p99_ms']:.1f} ms at {most} "
+            f"({_failed(ours[f'door_predict@{most}'])}); /predict_batch with columns "
+            f"{bd['rps'] * BATCH:,.0f} decisions/s at {cbd} connections."
+        )
     return {
         "serve_predict_rps": {
             "value": round(p_ours["rps"]),
             "unit": "requests/s",
             "peer": "mlflow models serve, same policy (observations in, no features)",
             "peer_value": round(p_peer["rps"]),
-            "detail": f"best of connections; bento at {c_ours}, mlflow at {c_peer}. BentoML's "
-            f"ceiling on the same core (GET /livez, 16 connections): {ceiling['rps']:,.0f}/s. "
-            f"{detail}",
+            "detail": f"bars as rows; best of connections; bento at {c_ours}, mlflow at {c_peer}. "
+            f"BentoML's ceiling on the same core (GET /livez, 16 connections): "
+            f"{ceiling['rps']:,.0f}/s, so /predict runs at {share:.0%} of it; with bars as "
+            f"columns {pc_ours['rps']:,.0f}/s at {cc_ours} connections "
+            f"({pc_ours['rps'] / ceiling['rps']:.0%}).{door} {detail}",
         },
         "serve_predict_p99_ms": {
             "value": round(at64_ours["p99_ms"], 1),
@@ -279,12 +397,29 @@ def _results(ours: dict, peer: dict, connections, gap: float, ceiling: dict) -> 
             "peer_value": round(at64_peer["p99_ms"], 1),
             "detail": f"p50 {at64_ours['p50_ms']:.1f} ms (mlflow {at64_peer['p50_ms']:.1f} ms)",
         },
+        f"serve_predict_p99_ms_at_{most}": {
+            "value": round(at_most_ours["p99_ms"], 1),
+            "unit": f"ms at {most} connections",
+            "peer": "mlflow models serve",
+            "peer_value": round(at_most_peer["p99_ms"], 1),
+            "detail": f"p50 {at_most_ours['p50_ms']:.1f} ms (mlflow {at_most_peer['p50_ms']:.1f} "
+            f"ms); bento {_failed(at_most_ours)} of {at_most_ours['requests']:,}",
+        },
         "serve_batch_decisions_per_s": {
             "value": round(b_ours["rps"] * BATCH),
             "unit": "decisions/s",
             "peer": "mlflow models serve, 100 observations a request",
             "peer_value": round(b_peer["rps"] * BATCH),
-            "detail": f"{BATCH} symbols a request; bento at {cb_ours} connections, mlflow at "
+            "detail": f"{BATCH} symbols a request, bars as rows ({sizes['rows'] / 1e6:.2f} MB); "
+            f"bento at {cb_ours} connections, mlflow at {cb_peer}",
+        },
+        "serve_batch_columnar_decisions_per_s": {
+            "value": round(bc_ours["rps"] * BATCH),
+            "unit": "decisions/s",
+            "peer": "mlflow models serve, 100 observations a request",
+            "peer_value": round(b_peer["rps"] * BATCH),
+            "detail": f"{BATCH} symbols a request, the same bars as columns "
+            f"({sizes['columns'] / 1e6:.2f} MB); bento at {cbc_ours} connections, mlflow at "
             f"{cb_peer}",
         },
     }

@@ -275,6 +275,7 @@ def bento_env(bentoml_home: str | Path, settings: ServeSettings, **extra: str) -
             "BENTOML_HOME": str(bentoml_home),
             "BENTOML_DO_NOT_TRACK": "True",
             "PYTHONDONTWRITEBYTECODE": "1",  # nothing may be written into the signed tree
+            "OMP_NUM_THREADS": "1",  # a worker per core; threaded BLAS only contends
             **settings.to_env(),
             **extra,
         }

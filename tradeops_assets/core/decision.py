@@ -15,7 +15,7 @@ import numpy as np
 from tradeops_assets.core import features as F  # noqa: N812 (the formulas read like the module)
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import RequestError
-from tradeops_assets.core.request import Limits, ParsedRequest, parse_request
+from tradeops_assets.core.request import Limits, ParsedRequest, parse_many, parse_request
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,17 @@ def decide(
         raise RequestError(
             path, f"at most {limits.max_batch} requests per batch, got {len(requests)}"
         )
+    parsed = parse_many(requests, bundle, limits)
+    if parsed is None:  # some request is refused: the exact path says which and why
+        parsed = _parse_each(bundle, requests, limits, path)
+    decisions = decide_parsed(bundle, parsed)
+    if not decisions.finite.all():
+        i = int(np.argmin(decisions.finite))
+        raise decisions.refusal(i, f"{path}[{i}].")
+    return decisions
+
+
+def _parse_each(bundle: PolicyBundle, requests: list, limits: Limits, path: str) -> list:
     parsed = []
     bars = 0
     for i, raw in enumerate(requests):
@@ -106,11 +117,7 @@ def decide(
             raise RequestError(
                 path, f"at most {limits.max_batch_bars} bars across a batch, got more by [{i}]"
             )
-    decisions = decide_parsed(bundle, parsed)
-    if not decisions.finite.all():
-        i = int(np.argmin(decisions.finite))
-        raise decisions.refusal(i, f"{path}[{i}].")
-    return decisions
+    return parsed
 
 
 def decide_one(bundle: PolicyBundle, request: Any, limits: Limits | None = None) -> Decisions:

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+from numpy.lib.stride_tricks import as_strided
 from scipy.signal import lfilter
 
 from tradeops_assets.core.errors import FeatureError
@@ -244,41 +245,119 @@ def feature_schema() -> pa.DataFrameSchema:
 # endpoint evaluates the same formulas here in numpy, for the last bars of many
 # equal-length requests at once. ``feature_mismatch`` holds the two paths equal; the
 # service runs it at start-up and refuses to serve if an edit above is not mirrored.
+#
+# Only the exponential averages carry state from a series' first bar, so only their
+# inputs run over the whole request; every other feature reads the last ``rows`` bars
+# and at most ``SERVING_LOOKBACK`` bars before them, so a 4096-bar request costs the
+# rolling windows no more than an 80-bar one.
+
+SERVING_LOOKBACK = max(
+    *RETURN_HORIZONS,  # ret_h reads the close h bars back
+    *VOL_WINDOWS,  # a w-bar std of 1-bar returns reads the close w bars back
+    BOLLINGER_WINDOW - 1,
+    VOLUME_WINDOW - 1,
+    TREND_WINDOW - 1,
+    1,  # the overnight gap and the true range read the previous close
+)
+"""Bars before a feature row that any non-recursive feature of that row reads."""
 
 
-def _np_ewm(x: np.ndarray, alpha: float) -> np.ndarray:
-    """polars' ``ewm_mean(adjust=False)`` along axis 1: y0 = x0, y = (1-a) y + a x."""
+EWM_MATRIX_BARS = 256
+"""Up to this many bars an exponential average is one matrix product (a few BLAS calls for
+a whole batch), beyond it a recursive filter (whose cost is per series and per bar)."""
+
+
+@lru_cache(maxsize=16)
+def _ewm_weights(alpha: float) -> np.ndarray:
+    """W with x @ W[:n, :n] the average over n <= EWM_MATRIX_BARS bars: y_t = (1-a)^t x_0 +
+    sum over 1 <= k <= t of a (1-a)^(t-k) x_k, the recursion below unrolled (W[k, t]
+    depends on t and t - k only, so every n is a corner of the same matrix)."""
+    t = np.arange(EWM_MATRIX_BARS)[None, :]
+    k = np.arange(EWM_MATRIX_BARS)[:, None]
+    weights = np.where(k <= t, alpha * (1.0 - alpha) ** np.maximum(t - k, 0), 0.0)
+    weights[0] = (1.0 - alpha) ** t[0]
+    return weights
+
+
+def _np_ewm(x: np.ndarray, alpha: float, rows: int | None = None) -> np.ndarray:
+    """polars' ``ewm_mean(adjust=False)`` along axis 1: y0 = x0, y = (1-a) y + a x; only the
+    last ``rows`` (all if None)."""
+    n = x.shape[1]
+    first = 0 if rows is None else n - rows
+    if n <= EWM_MATRIX_BARS:
+        return x @ _ewm_weights(alpha)[:n, first:n]
     y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
-    return y
-
-
-@lru_cache(maxsize=64)
-def _np_window_index(n: int, width: int, rows: int) -> np.ndarray:
-    """[rows, width] positions of the ``width``-bar windows ending on each of the last ``rows``."""
-    ends = np.arange(n - rows, n)
-    return ends[:, None] + np.arange(1 - width, 1)[None, :]
+    return y[:, first:]
 
 
 def _np_mean_std(x: np.ndarray, width: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling mean and sample std; a flat window gives its value and exactly 0, as polars does.
+    """Rolling mean and sample std of the windows ending on each of the last ``rows`` values.
 
-    Without that, a constant window's mean can be off by one ulp and its std a tiny
-    positive number, which flips the ``den > 0`` branches of the ratios.
+    Both come from the window's offsets d from its own last value: a flat window then
+    gives its value and exactly 0, as polars does (a plain mean can be one ulp off and a
+    std a tiny positive number, which would flip the ``den > 0`` branches of the ratios).
+    One pass suffices, var = (sum d^2 - (sum d)^2 / w) / (w - 1), and it is well
+    conditioned: the last value lies within sqrt(w - 1) stds of the mean, so sum d^2 is
+    at most (w + 1) (w - 1) var and rounding costs at most ~w ulps of the variance.
     """
-    win = x[..., _np_window_index(x.shape[-1], width, rows)]
-    mean = win.sum(axis=-1) / width
-    dev = win - mean[..., None]
-    std = np.sqrt((dev * dev).sum(axis=-1) / (width - 1))
-    flat = (win == win[..., -1:]).all(axis=-1)
-    if flat.any():
-        mean = np.where(flat, win[..., -1], mean)
-        std = np.where(flat, 0.0, std)
-    return mean, std
+    start = x[..., x.shape[-1] - rows - width + 1 :]
+    step = start.strides[-1]
+    win = as_strided(
+        start, (*start.shape[:-1], rows, width), (*start.strides, step), writeable=False
+    )
+    last = start[..., width - 1 :]
+    offsets = win - last[..., None]
+    total = offsets.sum(axis=-1)
+    squares = np.einsum("...i,...i->...", offsets, offsets)
+    var = np.maximum(squares - total * total / width, 0.0) / (width - 1)
+    return last + total / width, np.sqrt(var)
 
 
 def _np_safe_div(num: np.ndarray, den: np.ndarray, fallback: float) -> np.ndarray:
     ok = den > 0
     return np.where(ok, num / np.where(ok, den, 1.0), fallback)
+
+
+EWM_HISTORY = 768
+"""Bars before the first feature row that the exponential averages of a long request start
+from. What older bars left in them has decayed by (13/14)^768 < 3e-25 (Wilder's, the
+slowest), so skipping them changes no feature beyond 1e-18 as long as the prices stay
+within ``EWM_TAME_RANGE`` of each other; a request beyond that runs over all its bars."""
+EWM_TAME_RANGE = 2.0**20
+
+
+def _smoothed(ohlcv: np.ndarray, rows: int, col: dict[str, np.ndarray]) -> np.ndarray:
+    """Writes the features of the exponential averages (RSI, ATR, MACD) for the last ``rows``
+    bars into ``col``; returns Wilder's gain + loss there."""
+    h, lo, c = ohlcv[1:4]
+    batch, n = c.shape
+    # Wilder's gain, loss and true range in one pass, then MACD and its signal.
+    prev_c = c[:, :-1]
+    wilder = np.empty((3, batch, n))
+    gain, loss, true_range = wilder
+    gain[:, 0] = 0.0
+    np.subtract(c[:, 1:], prev_c, out=gain[:, 1:])
+    np.negative(gain, out=loss)
+    np.maximum(gain, 0.0, out=gain)
+    np.maximum(loss, 0.0, out=loss)
+    np.subtract(h, lo, out=true_range)
+    gap = np.abs(h[:, 1:] - prev_c)
+    np.maximum(true_range[:, 1:], gap, out=true_range[:, 1:])
+    np.abs(np.subtract(lo[:, 1:], prev_c, out=gap), out=gap)
+    np.maximum(true_range[:, 1:], gap, out=true_range[:, 1:])
+    smoothed = _np_ewm(wilder.reshape(3 * batch, n), 1.0 / RSI_PERIOD, rows)
+    gain, loss, atr = smoothed.reshape(3, batch, rows)
+    turnover = gain + loss
+    col["rsi_14"][:] = _np_safe_div(100.0 * gain, turnover, 50.0)
+    np.divide(atr, c[:, n - rows :], out=col["atr_14"])
+    macd = _np_ewm(c, 2.0 / (MACD_FAST + 1.0))
+    macd -= _np_ewm(c, 2.0 / (MACD_SLOW + 1.0))
+    macd /= c
+    signal = _np_ewm(macd, 2.0 / (MACD_SIGNAL + 1.0), rows)
+    col["macd"][:] = macd[:, n - rows :]
+    col["macd_signal"][:] = signal
+    np.subtract(col["macd"], signal, out=col["macd_hist"])
+    return turnover
 
 
 def tail_features(ohlcv: np.ndarray, rows: int) -> np.ndarray:
@@ -288,65 +367,57 @@ def tail_features(ohlcv: np.ndarray, rows: int) -> np.ndarray:
     Returns float64 [B, rows, len(FEATURE_COLUMNS)] in FEATURE_COLUMNS order.
     """
     o, h, lo, c, v = ohlcv
-    n = c.shape[1]
+    batch, n = c.shape
     if n < WARMUP_BARS + rows:
         raise ValueError(f"{n} bars give no {rows} feature rows after {WARMUP_BARS} warm-up")
-    tail = slice(n - rows, n)
-    log_c = np.log(c)
-    prev_c = c[:, :-1]
-    change = np.zeros_like(c)
-    change[:, 1:] = c[:, 1:] - prev_c
-    true_range = h - lo
-    true_range[:, 1:] = np.maximum(
-        true_range[:, 1:],
-        np.maximum(np.abs(h[:, 1:] - prev_c), np.abs(lo[:, 1:] - prev_c)),
-    )
-    ret1 = np.empty_like(log_c)  # ret1[:, t]: the log return into bar t
-    ret1[:, 0] = np.nan
-    ret1[:, 1:] = log_c[:, 1:] - log_c[:, :-1]
-    log_v = np.log1p(v)
-    batch = c.shape[0]
-    # One rolling pass per window width over every series that uses it.
     if not BOLLINGER_WINDOW == VOLUME_WINDOW == VOL_WINDOWS[0]:  # pragma: no cover
         raise NotImplementedError("20-bar windows differ: give each width its own pass")
-    mean20, std20 = _np_mean_std(np.stack([c, log_v, ret1]), BOLLINGER_WINDOW, rows)
-    bb_mid, bb_std, vol_mean, vol_std = mean20[0], std20[0], mean20[1], std20[1]
-    _, vol60 = _np_mean_std(ret1, VOL_WINDOWS[1], rows)
-    trend_mean, _ = _np_mean_std(c, TREND_WINDOW, rows)
-
-    out: dict[str, np.ndarray] = {}
-    ct, ht, lt, lct = c[:, tail], h[:, tail], lo[:, tail], log_c[:, tail]
-    for horizon in RETURN_HORIZONS:
-        out[f"ret_{horizon}"] = lct - log_c[:, n - rows - horizon : n - horizon]
-    out[f"vol_{VOL_WINDOWS[0]}"] = std20[2]
-    out[f"vol_{VOL_WINDOWS[1]}"] = vol60
-
-    wilder = 1.0 / RSI_PERIOD
     if ATR_PERIOD != RSI_PERIOD:  # pragma: no cover - constants agree today
         raise NotImplementedError("RSI and ATR periods differ: smooth them separately")
-    smoothed = _np_ewm(
-        np.concatenate([np.maximum(change, 0.0), np.maximum(-change, 0.0), true_range]), wilder
-    )[:, tail]
-    gain, loss, atr = smoothed[:batch], smoothed[batch : 2 * batch], smoothed[2 * batch :]
-    out["rsi_14"] = _np_safe_div(100.0 * gain, gain + loss, 50.0)
+    out = np.empty((len(FEATURE_COLUMNS), batch, rows))
+    col = {name: out[j] for j, name in enumerate(FEATURE_COLUMNS)}
 
-    fast = _np_ewm(c, 2.0 / (MACD_FAST + 1.0))
-    slow = _np_ewm(c, 2.0 / (MACD_SLOW + 1.0))
-    macd = (fast - slow) / c
-    signal = _np_ewm(macd, 2.0 / (MACD_SIGNAL + 1.0))[:, tail]
-    out["macd"] = macd[:, tail]
-    out["macd_signal"] = signal
-    out["macd_hist"] = out["macd"] - signal
+    # The exponential averages carry state from a series' first bar; a long request's
+    # oldest bars are skipped when what they left behind provably no longer shows: the
+    # prices are tame, and RSI's gain + loss is not so small that a 3e-25 share of a
+    # price move could tip its ratio (a long flat stretch).
+    start = n - rows - EWM_HISTORY
+    if start <= 0 or not (h.max(axis=1) <= EWM_TAME_RANGE * lo.min(axis=1)).all():
+        _smoothed(ohlcv, rows, col)
+    else:
+        turnover = _smoothed(ohlcv[:, :, start:], rows, col)
+        moves = c.max(axis=1) - c.min(axis=1)
+        if not (turnover >= 1e-12 * moves[:, None]).all():
+            _smoothed(ohlcv, rows, col)
+
+    # The rest reads only the last rows + SERVING_LOOKBACK bars.
+    m = rows + SERVING_LOOKBACK
+    o, h, lo, c, v = ohlcv[:, :, n - m :]
+    log_c = np.log(c)
+    ct, ht, lt, lct = c[:, m - rows :], h[:, m - rows :], lo[:, m - rows :], log_c[:, m - rows :]
+    for horizon in RETURN_HORIZONS:
+        np.subtract(lct, log_c[:, m - rows - horizon : m - horizon], out=col[f"ret_{horizon}"])
+    ret1 = np.diff(log_c, axis=1)  # ret1[:, j]: the log return into bar j + 1
+    width = BOLLINGER_WINDOW
+    span = rows + width - 1
+    twenty = np.empty((3, batch, span))
+    twenty[0] = c[:, m - span :]
+    np.log1p(v[:, m - span :], out=twenty[1])
+    twenty[2] = ret1[:, m - 1 - span :]
+    mean20, std20 = _np_mean_std(twenty, width, rows)
+    bb_mid, bb_std, vol_mean, vol_std = mean20[0], std20[0], mean20[1], std20[1]
+    col[f"vol_{VOL_WINDOWS[0]}"][:] = std20[2]
+    col[f"vol_{VOL_WINDOWS[1]}"][:] = _np_mean_std(ret1, VOL_WINDOWS[1], rows)[1]
+    trend_mean = _np_mean_std(c, TREND_WINDOW, rows)[0]
 
     bb_band = BOLLINGER_K * bb_std
-    out["bb_pctb"] = _np_safe_div(ct - (bb_mid - bb_band), 2.0 * bb_band, 0.5)
-    out["atr_14"] = atr / ct
-    out["volume_z"] = _np_safe_div(log_v[:, tail] - vol_mean, vol_std, 0.0)
-    out["hl_range"] = np.log(ht / lt)
-    out["close_location"] = _np_safe_div(ct - lt, ht - lt, 0.5)
-    out["overnight_gap"] = np.log(o[:, tail] / c[:, n - rows - 1 : n - 1])
-    out[f"trend_{TREND_WINDOW}"] = np.log(ct / trend_mean)
-    return np.stack([out[name] for name in FEATURE_COLUMNS], axis=2)
+    col["bb_pctb"][:] = _np_safe_div(ct - (bb_mid - bb_band), 2.0 * bb_band, 0.5)
+    col["volume_z"][:] = _np_safe_div(twenty[1, :, span - rows :] - vol_mean, vol_std, 0.0)
+    np.log(ht / lt, out=col["hl_range"])
+    col["close_location"][:] = _np_safe_div(ct - lt, ht - lt, 0.5)
+    np.log(o[:, m - rows :] / c[:, m - rows - 1 : m - 1], out=col["overnight_gap"])
+    np.log(ct / trend_mean, out=col[f"trend_{TREND_WINDOW}"])
+    return out.transpose(1, 2, 0)
 
 
 def feature_mismatch(bars: pl.DataFrame, rows: int = 32) -> float:
