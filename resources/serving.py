@@ -34,7 +34,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from bentos.trading_policy.release import BUNDLE_DIR, bento_model_tag, store_path, verify_stored
+from bentos.trading_policy.release import verify_stored
 from bentos.trading_policy.settings import ServeSettings, serving_environment
 from resources.frontdoor import (
     ADMIN_SOCKET,
@@ -47,7 +47,7 @@ from resources.frontdoor import (
 )
 from resources.secrets import Secrets
 from tradeops_assets.core.bundle import write_bundle
-from tradeops_assets.core.errors import ConfigError, TradeopsError
+from tradeops_assets.core.errors import TradeopsError
 from tradeops_assets.core.recipe import RegisteredPolicy
 
 BENTOML = Path(sys.executable).with_name("bentoml")
@@ -251,15 +251,6 @@ def deploy_lock(root: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def bento_bundle(bentoml_home: str | Path, bento_tag: str) -> Path:
-    """The signed policy bundle a bento serves: its one model's ``bundle`` in the store."""
-    try:
-        bento_dir = store_path(bentoml_home, bento_tag, "bentos")
-        return store_path(bentoml_home, bento_model_tag(bento_dir), "models") / BUNDLE_DIR
-    except ConfigError as exc:
-        raise DeployError(str(exc)) from None
 
 
 def serving_env(**extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from bentos.trading_policy.release import bento_tag_of, verify_stored
-from bentos.trading_policy.settings import MODEL_ENV, ServeSettings, private_key_exposure
+from bentos.trading_policy.settings import MODEL_ENV, ServeSettings
 from tradeops_assets.core.errors import ConfigError, TradeopsError
 
 BENTOML = Path(sys.executable).with_name("bentoml")
@@ -29,20 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = dict(os.environ)
     try:
-        if exposed := private_key_exposure(env):
-            raise ConfigError(
-                f"{', '.join(exposed)} in a serving environment: serving never holds the "
-                "private signing key"
-            )
         settings = ServeSettings.from_env(env)
         home = env.get("BENTOML_HOME") or str(Path.home() / "bentoml")
         release = verify_stored(home, args.bento, settings.public_key, settings.model_tag)
-    except ConfigError as exc:
-        print(f"refusing to serve {args.bento}: {exc}", file=sys.stderr)
-        return 2
     except TradeopsError as exc:
         print(f"refusing to serve {args.bento}: {exc}", file=sys.stderr)
-        return 3
+        return 2 if isinstance(exc, ConfigError) else 3
     tag = bento_tag_of(release.bento_dir)
     print(
         f"verified {tag} (bento digest {release.digest[:16]}, model {release.model_tag}, "

@@ -46,7 +46,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bentos.trading_policy.release import bento_model_tag, verify_release
-from bentos.trading_policy.settings import ServeSettings, private_key_exposure, workers_from_env
+from bentos.trading_policy.settings import ServeSettings, workers_from_env
 from tradeops_assets.core import decision, features, request, tokens
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
@@ -543,11 +543,6 @@ class TradingPolicy:
 
     def _load(self) -> None:
         global _state
-        if exposed := private_key_exposure(os.environ):
-            raise ConfigError(
-                f"{', '.join(exposed)} in the serving environment: serving never holds the "
-                "private signing key"
-            )
         settings = ServeSettings.from_env()
         bento_dir = _bento_dir()
         tag = bento_model_tag(bento_dir)

@@ -4,7 +4,7 @@ The deployer (``resources.serving``) writes these variables with ``to_env`` and 
 service reads them with ``from_env``, so the two sides share one list of names.
 Serving gets the public key and the API tokens, never the private signing key:
 ``serving_environment`` passes a serving process only the variables on an allow
-list, and ``private_key_exposure`` is how the service refuses to start beside one.
+list, and ``from_env`` refuses to start beside one (``private_key_exposure``).
 """
 
 import os
@@ -99,6 +99,11 @@ class ServeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServeSettings":
+        if exposed := private_key_exposure(env):
+            raise ConfigError(
+                f"{', '.join(exposed)} in the serving environment: serving never holds the "
+                "private signing key"
+            )
         token = env.get(TOKEN_ENV, "")
         tokens_file = env.get(TOKENS_FILE_ENV, "").strip()
         if not token.strip() and not tokens_file:

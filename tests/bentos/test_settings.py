@@ -69,6 +69,7 @@ def test_a_serving_environment_passes_only_what_serving_reads():
             "TRADEOPS_API_TOKEN is 31 bytes; a bearer",
         ),
         ({"TRADEOPS_SIGNING_PUBLIC_KEY": ""}, "TRADEOPS_SIGNING_PUBLIC_KEY is not set"),
+        ({"TRADEOPS_SIGNING_KEY": "x"}, "TRADEOPS_SIGNING_KEY in the serving environment"),
         ({"TRADEOPS_PREDICTION_LOG": ""}, "TRADEOPS_PREDICTION_LOG is not set"),
         ({"TRADEOPS_MAX_BARS": "lots"}, "TRADEOPS_MAX_BARS='lots' is not a int"),
         ({"TRADEOPS_MAX_BATCH": "0"}, "TRADEOPS_MAX_BATCH='0' must be >= 1"),
