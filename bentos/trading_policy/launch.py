@@ -6,19 +6,23 @@ its signature, its model's tag and its model's bundle have been checked by this
 code, which comes from outside the bento; the serve process then gets the
 verified tag pinned in ``TRADEOPS_POLICY_MODEL`` and writes no bytecode into the
 signed tree (a planted ``.pyc`` would otherwise run instead of signed source).
+
+Each serve process keeps its Prometheus files in a directory of its own: BentoML
+would use one per ``BENTOML_HOME`` and wipe it at every start, so the new bento
+of a rollout erased the live one's counters.
 Exit 2 is a bad setting, 3 a bento that is not what was signed.
 """
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from bentos.trading_policy.release import bento_tag_of, verify_stored
 from bentos.trading_policy.settings import MODEL_ENV, ServeSettings
 from tradeops_assets.core.errors import ConfigError, TradeopsError
-
-BENTOML = Path(sys.executable).with_name("bentoml")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +46,30 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     env |= {"PYTHONDONTWRITEBYTECODE": "1", MODEL_ENV: release.model_tag}
-    command = [str(BENTOML), "serve", tag, "--host", args.host, "--port", str(args.port)]
+    metrics_dir = tempfile.mkdtemp(prefix=f"tradeops-metrics-{args.port}-")
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from bentos.trading_policy.launch import serve; sys.exit(serve())",
+        metrics_dir,
+        *("serve", tag, "--host", args.host, "--port", str(args.port)),
+    ]
     os.execve(command[0], command, env)
     return 0  # pragma: no cover - execve does not return
+
+
+def serve() -> int:
+    """``bentoml serve`` with this process's own Prometheus directory, removed at exit."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml_cli.cli import cli
+
+    metrics_dir, *args = sys.argv[1:]
+    BentoMLContainer.prometheus_multiproc_dir.set(metrics_dir)
+    try:
+        cli.main(args=args, prog_name="bentoml")  # exits with bentoml's own status
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0  # pragma: no cover
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -269,14 +270,14 @@ class _Serving:
         )
         self._pending: list[tuple[request.ParsedRequest, asyncio.Future]] = []
         self._tokens_mtime: int | None = None
-        self._tokens_checked = 0.0
+        self._tokens_refused_mtime: int | None = None
         self.tokens = self._read_tokens()
 
     def _read_tokens(self) -> tokens.TokenSet:
         """The env's token (client ``default``) and the tokens file's named clients."""
-        named = {}
+        named, mtime = {}, None
         if self.settings.tokens_file is not None:
-            self._tokens_mtime = self.settings.tokens_file.stat().st_mtime_ns
+            mtime = self.settings.tokens_file.stat().st_mtime_ns
             named = tokens.read_tokens(self.settings.tokens_file)
         if self.settings.api_token:
             if tokens.DEFAULT_CLIENT in named:
@@ -288,21 +289,36 @@ class _Serving:
         found = tokens.TokenSet.of(named, str(self.settings.tokens_file or "TRADEOPS_API_TOKEN"))
         if not len(found):
             raise ConfigError(f"{self.settings.tokens_file} names no client: nobody could call")
+        self._tokens_mtime = mtime  # only once read whole: a half-written edit is read again
         return found
 
+    def watch_tokens(self) -> None:
+        """Re-reads the tokens file about once a second in every worker, busy or idle: a
+        revoked client is out within ~1 s with no redeploy, and a worker that saw no traffic
+        still holds the last good file, not an older one, when a bad edit lands."""
+
+        def watch() -> None:
+            while True:
+                time.sleep(TOKEN_RELOAD_SECONDS)
+                self.reload_tokens()
+
+        if self.settings.tokens_file is not None:
+            threading.Thread(target=watch, name="tradeops-tokens", daemon=True).start()
+
+    def reload_tokens(self) -> None:
+        """A bad new file keeps the previous tokens in force and counts a failure."""
+        try:
+            mtime = self.settings.tokens_file.stat().st_mtime_ns
+            if mtime in (self._tokens_mtime, self._tokens_refused_mtime):
+                return
+            self.tokens = self._read_tokens()
+            logger.info("tokens reloaded: %d clients", len(self.tokens))
+        except (OSError, TradeopsError) as exc:
+            self._tokens_refused_mtime = mtime if isinstance(exc, TradeopsError) else None
+            TOKEN_RELOAD_FAILURES.inc()
+            logger.error("tokens file not reloaded, previous tokens stay: %s", exc)
+
     def client(self, authorization: bytes) -> str | None:
-        """Checks the tokens file at most once a second: a revoked client is out within ~1 s
-        of the file changing, with no redeploy; a bad new file keeps the old tokens."""
-        now = time.monotonic()
-        if self.settings.tokens_file is not None and now - self._tokens_checked >= 1.0:
-            self._tokens_checked = now
-            try:
-                if self.settings.tokens_file.stat().st_mtime_ns != self._tokens_mtime:
-                    self.tokens = self._read_tokens()
-                    logger.info("tokens reloaded: %d clients", len(self.tokens))
-            except (OSError, TradeopsError) as exc:
-                TOKEN_RELOAD_FAILURES.inc()
-                logger.error("tokens file not reloaded, previous tokens stay: %s", exc)
         return self.tokens.client(authorization)
 
     def decide_soon(self, payload: Any) -> asyncio.Future:
@@ -565,6 +581,7 @@ class TradingPolicy:
             on_failure=_log_write_failed,
         )
         _state = _Serving(bundle, _bento_tag(), self.log, settings)
+        _state.watch_tokens()
         logger.info(
             "serving policy %s from %s (bento digest %s, signed by key %s), bento %s, "
             "prediction log %s, %d clients",

@@ -349,34 +349,42 @@ def test_extreme_prices_get_a_422_and_never_a_nan_decision(served, good):
 
 
 def test_named_clients_are_logged_and_revoked_without_a_redeploy(served, good):
+    """Every call on a new connection, so that every worker answers some: a worker that
+    saw no traffic while a client was added must know it too when a bad edit lands."""
     from tradeops_assets.core import tokens
 
     from .conftest import DESK_TOKEN
 
+    def post(token: str):
+        with served.client(token) as client:
+            return client.post("/predict", json=good)
+
     desk_b = "desk-b-token-" + "x" * 30
-    with served.client(DESK_TOKEN) as desk_a:
-        answer = desk_a.post("/predict", json=good)
+    answer = post(DESK_TOKEN)
     assert answer.status_code == 200
     tokens.write_tokens(served.tokens_file, {"desk-a": DESK_TOKEN, "desk-b": desk_b})
-    with served.client(desk_b) as client:
-        b_answer = _until(lambda: client.post("/predict", json=good), 200)
+    b_answer = _until(lambda: post(desk_b), 200)
     logged_ids(served, {answer.json()["request_id"], b_answer.json()["request_id"]})
     log = read_log(served.log_dir)
     by_id = dict(zip(log["request_id"].to_list(), log["client"].to_list(), strict=True))
     assert by_id[answer.json()["request_id"]] == "desk-a"
     assert by_id[b_answer.json()["request_id"]] == "desk-b"
+    time.sleep(2.5)  # every worker past its next reload, busy or not
     tokens.write_tokens(served.tokens_file, {"desk-b": desk_b})  # desk-a revoked
-    with served.client(DESK_TOKEN) as client:
-        _until(lambda: client.post("/predict", json=good), 401)
+    _until(lambda: post(DESK_TOKEN), 401)
+    time.sleep(2.5)
+    assert {post(DESK_TOKEN).status_code for _ in range(12)} == {401}
     served.tokens_file.write_text("{not json")  # a bad edit keeps the tokens in force
-    with served.client(desk_b) as client:
-        for _ in range(3):
-            time.sleep(0.6)
-            assert client.post("/predict", json=good).status_code == 200
+    time.sleep(2.5)
+    assert {post(desk_b).status_code for _ in range(12)} == {200}
+    assert {post(DESK_TOKEN).status_code for _ in range(12)} == {401}
     with served.client() as client:
         metrics = client.get("/metrics").text
     assert "tradeops_token_reload_failures_total" in metrics
+    assert "tradeops_token_reload_failures_total 0.0" not in metrics
     tokens.write_tokens(served.tokens_file, {"desk-a": DESK_TOKEN})
+    _until(lambda: post(DESK_TOKEN), 200)
+    time.sleep(2.5)
 
 
 def _until(call, status: int, timeout: float = 20):
@@ -409,6 +417,39 @@ def test_random_paths_and_anonymous_calls_create_no_metric_series(served, good):
     assert 'reason="not_found"' in after
     assert 'reason="unauthorized"' in after
     assert abs(len(after) - len(before)) < 2_000  # 300 more paths: counters move, no new series
+
+
+def test_a_second_bento_on_the_same_home_keeps_the_first_ones_counters(
+    served, packaged, bento_home, keypair, tmp_path
+):
+    """BentoML wipes its Prometheus directory at every start, one per BENTOML_HOME: the
+    new bento of a rollout erased the live one's counters (and flaked the test above)."""
+    import re
+
+    import httpx
+
+    from .conftest import Server, server_env
+
+    def not_found(url: str) -> float:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        found = re.search(r'tradeops_refused_requests_total\{reason="not_found"\} (\S+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    for i in range(5):
+        httpx.get(f"{served.url}/missing-{i}", timeout=30)
+    before = not_found(served.url)
+    assert before >= 5
+    env = server_env(bento_home, keypair.public_b64, tmp_path / "predictions")
+    second = Server(packaged["bento_tag"], env)
+    try:
+        assert second.wait_ready(), second.log_text()[-3000:]
+        assert not_found(served.url) == before
+        httpx.get(f"{second.url}/missing", timeout=30)
+        assert not_found(second.url) == 1.0
+        assert not_found(served.url) == before
+    finally:
+        second.stop()
+    assert not_found(served.url) == before
 
 
 def test_overload_sheds_fast_with_retry_after(packaged, bento_home, keypair, tmp_path, good):
