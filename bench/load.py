@@ -10,6 +10,7 @@ Run: ``python -m bench.load SPEC.json`` prints one JSON result.
 """
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -19,8 +20,15 @@ import aiohttp
 import numpy as np
 
 
+def _body(body) -> bytes | None:
+    """JSON documents are sent as JSON; ``{"base64": ...}`` as those bytes (Arrow)."""
+    if isinstance(body, dict) and set(body) == {"base64"}:
+        return base64.b64decode(body["base64"])
+    return None if body is None else json.dumps(body).encode()
+
+
 async def _load(spec: dict) -> dict:
-    bodies = [None if b is None else json.dumps(b).encode() for b in spec["bodies"]]
+    bodies = [_body(b) for b in spec["bodies"]]
     headers = {"Content-Type": "application/json", **spec.get("headers", {})}
     latencies: list[float] = []
     failures: list[str] = []

@@ -14,6 +14,7 @@ deployment, through the front door (``resources/frontdoor.py``) to the same bent
 the door on the bento's core: one core serving, whatever runs on it.
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -36,7 +37,7 @@ from resources.serving import (
     package_elsewhere,
     stop_group,
 )
-from tradeops_assets.core import drift, features, signing, synthetic
+from tradeops_assets.core import drift, features, request_arrow, signing, synthetic
 from tradeops_assets.core.backtest import TradedPolicy
 from tradeops_assets.core.bundle import required_bars, write_bundle
 from tradeops_assets.core.market import EnvConfig, MarketArrays
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789abcdef0123456789"
 SERVER_CPU, LOAD_CPU = 0, 1
 BATCH = 100
+ARROW_HEADERS = {"Content-Type": request_arrow.MEDIA_TYPE}
 
 
 def _policy(tmp: Path):
@@ -216,12 +218,13 @@ def _front_door(tmp: Path, bento: BentoProcess, settings: ServeSettings) -> tupl
     raise RuntimeError(f"the front door did not come up: {log.read_text()[-1000:]}")
 
 
-def _levels(loads: dict[str, tuple[str, list]], connections, duration, headers) -> dict:
-    """``loads``: name -> (url, bodies); one run of each at every connection count."""
+def _levels(loads: dict[str, tuple], connections, duration, headers) -> dict:
+    """``loads``: name -> (url, bodies) or (url, bodies, headers of its own); one run of
+    each at every connection count."""
     out = {}
     for c in connections:
-        for name, (url, bodies) in loads.items():
-            out[f"{name}@{c}"] = _load(url, bodies, c, duration, headers)
+        for name, (url, bodies, *own) in loads.items():
+            out[f"{name}@{c}"] = _load(url, bodies, c, duration, {**headers, **dict(*own)})
     return out
 
 
@@ -243,6 +246,7 @@ def bench_serving(
         tag = _bento(tmp, recipe, result, key)
         requests = _requests(bars, window)
         columnar = _requests(bars, window, columnar=True)
+        arrow = request_arrow.encode(columnar)
         observations = _observations(bars, result, window)
         auth = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -256,10 +260,22 @@ def bench_serving(
                 ).json()
                 for r in (requests, columnar)
             )
-            if [a["target_position"] for a in ours_batch] != [
-                a["target_position"] for a in ours_columnar
-            ]:
-                raise SystemExit("bench: the bento decides differently on rows and on columns")
+            ours_arrow = httpx.post(
+                f"{bento.url}/predict_batch",
+                content=arrow,
+                headers={**auth, **ARROW_HEADERS},
+                timeout=60,
+            ).json()
+            targets = [[a["target_position"] for a in answers] for answers in (
+                ours_batch, ours_columnar, ours_arrow
+            )]  # fmt: skip
+            if targets[1:] != targets[:1] * 2:
+                raise SystemExit("bench: the bento decides differently on rows, columns, Arrow")
+            arrow_load = (
+                f"{bento.url}/predict_batch",
+                [{"base64": base64.b64encode(arrow).decode()}],
+                ARROW_HEADERS,
+            )
             # BentoML's own ceiling on this core: its HTTP stack answering a no-op probe.
             ceiling = _load(f"{bento.url}/livez", [None], 16, duration, {}, method="GET")
             ours = _levels(
@@ -268,6 +284,7 @@ def bench_serving(
                     "batch": (f"{bento.url}/predict_batch", [{"requests": requests}]),
                     "predict_columnar": (f"{bento.url}/predict", columnar),
                     "batch_columnar": (f"{bento.url}/predict_batch", [{"requests": columnar}]),
+                    "batch_arrow": arrow_load,
                 },
                 connections,
                 duration,
@@ -276,6 +293,7 @@ def bench_serving(
             sizes = {
                 "rows": len(json.dumps({"requests": requests})),
                 "columns": len(json.dumps({"requests": columnar})),
+                "arrow": len(arrow),
             }
             # The same bento behind the front door, as traders reach it in a deployment. The
             # door is measured last and may fail alone: the direct figures stand without it.
@@ -293,6 +311,10 @@ def bench_serving(
                                 "door_batch_columnar": (
                                     f"{door}/predict_batch",
                                     [{"requests": columnar}],
+                                ),
+                                "door_batch_arrow": (
+                                    arrow_load[0].replace(bento.url, door),
+                                    *arrow_load[1:],
                                 ),
                             },
                             connections,
@@ -356,6 +378,7 @@ def _results(
     cb_ours, b_ours = _best(ours, "batch", connections)
     cb_peer, b_peer = _best(peer, "batch", connections)
     cbc_ours, bc_ours = _best(ours, "batch_columnar", connections)
+    cba_ours, ba_ours = _best(ours, "batch_arrow", connections)
     # p99 at the connection count that gives the best throughput, and at 64 for the goal
     at = 64 if 64 in connections else c_ours
     at64_ours, at64_peer = ours[f"predict@{at}"], peer[f"predict@{at}"]
@@ -367,7 +390,7 @@ def _results(
         f"same decisions to {gap:.1e}, and the same on rows and columns"
     )
     share = p_ours["rps"] / ceiling["rps"]
-    door = ""
+    door, through_door = "", {}
     if f"door_predict@{most}" in ours:
         cd, pd = _best(ours, "door_predict", connections)
         cbd, bd = _best(ours, "door_batch_columnar", connections)
@@ -378,7 +401,29 @@ def _results(
             f"({_failed(ours[f'door_predict@{most}'])}); /predict_batch with columns "
             f"{bd['rps'] * BATCH:,.0f} decisions/s at {cbd} connections."
         )
-    return {
+        cda, bda = _best(ours, "door_batch_arrow", connections)
+        door_at = ours[f"door_predict@{at}"]
+        through_door = {
+            "serve_door_throughput_share": {
+                "value": round(100 * pd["rps"] / p_ours["rps"], 1),
+                "unit": "% of the bento's own /predict throughput",
+                "peer": "the bento without the door, same run",
+                "peer_value": round(p_ours["rps"]),
+                "detail": f"door {pd['rps']:,.0f}/s at {cd} connections, bento "
+                f"{p_ours['rps']:,.0f}/s at {c_ours}; the door on the bento's core; /predict_batch "
+                f"as Arrow through the door {bda['rps'] * BATCH:,.0f} decisions/s at {cda} "
+                f"connections (bento alone {ba_ours['rps'] * BATCH:,.0f})",
+            },
+            "serve_door_added_p99_ms": {
+                "value": round(door_at["p99_ms"] - at64_ours["p99_ms"], 1),
+                "unit": f"ms added to /predict p99 at {at} connections",
+                "peer": "the bento's own p99, same run",
+                "peer_value": round(at64_ours["p99_ms"], 1),
+                "detail": f"door p99 {door_at['p99_ms']:.1f} ms, p50 {door_at['p50_ms']:.1f} ms "
+                f"({_failed(door_at)} of {door_at['requests']:,})",
+            },
+        }
+    return through_door | {
         "serve_predict_rps": {
             "value": round(p_ours["rps"]),
             "unit": "requests/s",
@@ -421,5 +466,14 @@ def _results(
             "detail": f"{BATCH} symbols a request, the same bars as columns "
             f"({sizes['columns'] / 1e6:.2f} MB); bento at {cbc_ours} connections, mlflow at "
             f"{cb_peer}",
+        },
+        "serve_batch_arrow_decisions_per_s": {
+            "value": round(ba_ours["rps"] * BATCH),
+            "unit": "decisions/s",
+            "peer": "mlflow models serve, 100 observations a request",
+            "peer_value": round(b_peer["rps"] * BATCH),
+            "detail": f"{BATCH} symbols a request, the same bars as an Arrow stream "
+            f"({sizes['arrow'] / 1e6:.2f} MB); bento at {cba_ours} connections, p99 "
+            f"{ba_ours['p99_ms']:.1f} ms ({_failed(ba_ours)}); mlflow at {cb_peer}",
         },
     }

@@ -48,7 +48,7 @@ from starlette.routing import Route
 
 from bentos.trading_policy.release import bento_model_tag, verify_release
 from bentos.trading_policy.settings import ServeSettings, workers_from_env
-from tradeops_assets.core import decision, features, request, tokens
+from tradeops_assets.core import decision, features, request, request_arrow, tokens
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
@@ -62,6 +62,8 @@ logger = logging.getLogger("tradeops.serving")
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 ROUTES = {"/predict": "POST", "/predict_batch": "POST", "/metadata": "GET"}
+ARROW = request_arrow.MEDIA_TYPE.encode()
+MEDIA_TYPES = {"/predict": (b"application/json",), "/predict_batch": (b"application/json", ARROW)}
 TOKEN_RELOAD_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 1
 
@@ -139,14 +141,18 @@ def _refusal(scope) -> tuple[int, str, str] | None:
         encoding = _header(scope, b"content-encoding").strip().lower()
         if encoding not in (b"", b"identity"):
             return 415, "unsupported_encoding", "content-encoding is not accepted; send plain JSON"
-        kind = _header(scope, b"content-type").split(b";")[0].strip().lower()
-        if kind != b"application/json":
-            return 415, "unsupported_media_type", "content-type must be application/json"
+        if _media_type(scope) not in MEDIA_TYPES[path]:
+            accepted = " or ".join(t.decode() for t in MEDIA_TYPES[path])
+            return 415, "unsupported_media_type", f"content-type must be {accepted}"
         declared = _header(scope, b"content-length")
         limit = _state.settings.max_body_bytes if _state is not None else 0
         if declared and (not declared.isdigit() or int(declared) > limit):
             return 413, "too_large", f"body larger than {limit} bytes"
     return None
+
+
+def _media_type(scope) -> bytes:
+    return _header(scope, b"content-type").split(b";")[0].strip().lower()
 
 
 def _client(scope) -> str | None:
@@ -426,7 +432,7 @@ def _serving() -> _Serving:
     return _state
 
 
-async def _body(http: Request) -> Any:
+async def _bytes(http: Request) -> bytes:
     """Reads at most the limit, whatever the headers claimed (chunked bodies declare none)."""
     limit = _serving().settings.max_body_bytes
     chunks, size = [], 0
@@ -435,8 +441,12 @@ async def _body(http: Request) -> Any:
         if size > limit:
             raise RequestError("body", f"larger than {limit} bytes")
         chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _body(http: Request) -> Any:
     try:
-        return _loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return _loads(await _bytes(http))
     except ValueError as exc:
         raise RequestError("body", f"is not valid JSON: {exc}") from None
 
@@ -471,11 +481,15 @@ def _refuse(
 
 
 async def predict_batch(http: Request) -> Response:
-    """Body: ``{"requests": [...]}`` or a bare list; one invalid request refuses the batch."""
+    """Body: ``{"requests": [...]}``, a bare list, or an Arrow stream of requests
+    (``core.request_arrow``); one invalid request refuses the batch."""
     started = time.perf_counter()
     state = _serving()
     client = http.scope["state"]["tradeops_client"]
     try:
+        if _media_type(http.scope) == ARROW:
+            decisions = decision.decide_arrow(state.bundle, await _bytes(http), state.limits)
+            return _answers(state, decisions, started, client)
         payload = await _body(http)
         if isinstance(payload, dict):
             if set(payload) != {"requests"}:
@@ -486,6 +500,10 @@ async def predict_batch(http: Request) -> Response:
         decisions = decision.decide(state.bundle, requests, state.limits, path=path)
     except RequestError as exc:
         return _refuse(state, client, exc, started)
+    return _answers(state, decisions, started, client)
+
+
+def _answers(state: _Serving, decisions: decision.Decisions, started: float, client: str):
     ids = state.record(decisions, list(range(len(decisions))), started, client)
     answers = map(state.answer, decisions.targets.tolist(), ids)
     return _json(f"[{','.join(answers)}]")
@@ -544,6 +562,9 @@ def _bento_tag() -> str:
     workers=workers_from_env(),
     traffic={"timeout": 30},
     logging={"access": {"enabled": False}},
+    # OpenTelemetry spans cost a quarter of a /predict and no exporter is set; every
+    # decision is in the prediction log under its request_id instead
+    tracing={"excluded_urls": ["/predict", "/predict_batch"]},
 )
 @bentoml.asgi_app(api, path="/")
 class TradingPolicy:

@@ -83,6 +83,38 @@ def test_predict_batch_of_100_matches_single_predictions(served):
     assert ids <= logged_ids(served, ids)
 
 
+def test_an_arrow_batch_gets_the_json_batchs_decisions_and_its_refusals(served):
+    from tradeops_assets.core import request_arrow
+
+    requests = [
+        request_for(served.bars, f"SYN000{i % 3}", 80 + i % 9, position=(i % 5) / 5 - 0.4)
+        for i in range(40)
+    ]
+    arrow = {"content-type": request_arrow.MEDIA_TYPE}
+    body = request_arrow.encode(requests)
+    broken = copy.deepcopy(requests)
+    broken[7]["bars"][20]["close"] = -1.0
+    with served.client() as client:
+        by_json = client.post("/predict_batch", json={"requests": requests})
+        by_arrow = client.post("/predict_batch", content=body, headers=arrow)
+        refused = client.post("/predict_batch", content=request_arrow.encode(broken), headers=arrow)
+        not_here = client.post("/predict", content=body, headers=arrow)
+        compressed = client.post(
+            "/predict_batch", content=body, headers={**arrow, "content-encoding": "zstd"}
+        )
+    assert by_arrow.status_code == 200, by_arrow.text
+    assert [a["target_position"] for a in by_arrow.json()] == [
+        a["target_position"] for a in by_json.json()
+    ]
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "requests[7].bars.close[20]"
+    assert not_here.status_code == 415
+    assert "application/json" in not_here.json()["reason"]
+    assert compressed.status_code == 415
+    ids = {a["request_id"] for a in by_arrow.json()}
+    assert ids <= logged_ids(served, ids)
+
+
 def test_metadata_tells_the_lineage(served):
     with served.client() as client:
         meta = client.get("/metadata").json()

@@ -10,34 +10,15 @@ import polars as pl
 import pytest
 
 from tradeops_assets.core import features, request, synthetic
-from tradeops_assets.core.bundle import PolicyBundle, required_bars, write_bundle
+from tradeops_assets.core.bundle import required_bars
 from tradeops_assets.core.decision import decide, decide_one
-from tradeops_assets.core.env import VecTradingEnv
 from tradeops_assets.core.errors import RequestError
-from tradeops_assets.core.market import EnvConfig, Normaliser
-from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
 from tradeops_assets.core.request import Limits, parse_many, parse_request, request_for
-from tradeops_assets.core.training import make_model
 
-WINDOW = 16
+from .conftest import SERVING_WINDOW as WINDOW
+
 ORDER = "bars must be oldest first, one per timestamp"
 CONSISTENT = "needs low <= open, close <= high"
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, synthetic_bars, arrays, feature_frame) -> PolicyBundle:
-    config = TrainConfig(n_envs=2, batch_size=64, env=EnvConfig(window=WINDOW, episode_bars=32))
-    model = make_model(config, VecTradingEnv(arrays, 2, config.env))
-    raw = feature_frame.select(features.FEATURE_COLUMNS).to_numpy()
-    directory = write_bundle(
-        tmp_path_factory.mktemp("bundle"),
-        config.spec.export(model),
-        Normaliser.fit(raw),
-        PolicyRecipe.by_fraction(config, feature_frame),
-        {"model_version": "1"},
-        symbols=synthetic_bars["symbol"].unique().to_list(),
-    )
-    return PolicyBundle.load(directory)
 
 
 def _bars(synthetic_bars, symbol: str = "SYN0000", n: int = 90) -> pl.DataFrame:

@@ -13,34 +13,17 @@ import pytest
 from tradeops_assets.core import features, sample, signing
 from tradeops_assets.core.bundle import PolicyBundle, required_bars, write_bundle
 from tradeops_assets.core.decision import decide, decide_one
-from tradeops_assets.core.env import TradingEnv, VecTradingEnv
+from tradeops_assets.core.env import TradingEnv
 from tradeops_assets.core.errors import BundleError, RequestError, SignatureError
-from tradeops_assets.core.market import EnvConfig, MarketArrays, Normaliser
+from tradeops_assets.core.market import EnvConfig, MarketArrays
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, read_log
-from tradeops_assets.core.recipe import PolicyRecipe, TrainConfig
 from tradeops_assets.core.request import Limits, _timestamps_us, request_for
-from tradeops_assets.core.training import make_model
 
-WINDOW = 16
+from .conftest import SERVING_WINDOW as WINDOW
+
 SYMBOL_RULE = (
     "must be 1-32 characters: letters, digits and . _ : / ^ = -, starting with a letter or digit"
 )
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, synthetic_bars, arrays, feature_frame) -> PolicyBundle:
-    config = TrainConfig(n_envs=2, batch_size=64, env=EnvConfig(window=WINDOW, episode_bars=32))
-    model = make_model(config, VecTradingEnv(arrays, 2, config.env))
-    raw = feature_frame.select(features.FEATURE_COLUMNS).to_numpy()
-    directory = write_bundle(
-        tmp_path_factory.mktemp("bundle"),
-        config.spec.export(model),
-        Normaliser.fit(raw),
-        PolicyRecipe.by_fraction(config, feature_frame),
-        {"model_version": "1"},
-        symbols=synthetic_bars["symbol"].unique().to_list(),
-    )
-    return PolicyBundle.load(directory)
 
 
 def pipeline_decision(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tradeops_assets.core import features as F  # noqa: N812 (the formulas read like the module)
+from tradeops_assets.core import request_arrow
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import RequestError
 from tradeops_assets.core.request import Limits, ParsedRequest, parse_many, parse_request
@@ -97,7 +98,20 @@ def decide(
     parsed = parse_many(requests, bundle, limits)
     if parsed is None:  # some request is refused: the exact path says which and why
         parsed = _parse_each(bundle, requests, limits, path)
-    decisions = decide_parsed(bundle, parsed)
+    return _all_or_none(decide_parsed(bundle, parsed), path)
+
+
+def decide_arrow(
+    bundle: PolicyBundle, body: bytes, limits: Limits | None = None, path: str = "requests"
+) -> Decisions:
+    """Decisions for a batch sent as an Arrow stream (``core.request_arrow``), refused
+    whole as ``decide`` refuses a JSON batch."""
+    return _all_or_none(
+        decide_parsed(bundle, request_arrow.parse(body, bundle, limits, path)), path
+    )
+
+
+def _all_or_none(decisions: Decisions, path: str) -> Decisions:
     if not decisions.finite.all():
         i = int(np.argmin(decisions.finite))
         raise decisions.refusal(i, f"{path}[{i}].")

@@ -371,8 +371,11 @@ def _check_values(ohlcv: np.ndarray, field: Field) -> None:
         )
 
 
-def _check_order(stamps_us: np.ndarray, field: Field) -> None:
+def _check_order(stamps_us: np.ndarray, field: Field, ends: np.ndarray | None = None) -> None:
+    """``ends``: where each request of a batch ends, for stamps of several requests."""
     steps = stamps_us[1:] - stamps_us[:-1]
+    if ends is not None:
+        steps[ends[:-1] - 1] = 1  # from one request's last bar to the next one's first
     if not (steps > 0).all():
         i = int(np.argmin(steps > 0)) + 1
         how = "duplicates" if steps[i - 1] == 0 else "is earlier than"
@@ -572,9 +575,7 @@ def parse_many(
     if stamps_us is None:
         return None
     ends = np.cumsum(lengths)
-    steps = np.diff(stamps_us)
-    steps[ends[:-1] - 1] = 1  # from one request's last bar to the next one's first
-    if not (steps > 0).all():
+    if not _quiet(_check_order, stamps_us, _anonymous, ends):
         return None
     starts = ends - lengths
     return [
