@@ -2,7 +2,7 @@
 
 dagster-aws's ``S3ComputeLogManager`` takes the bucket and any extra upload arguments
 as literals; in prod both come from the task's environment (``TRADEOPS_S3_ARTIFACTS``,
-``TRADEOPS_KMS_KEY_ID``), so this subclass reads ``location`` (``s3://bucket/prefix``)
+``TRADEOPS_DATA_KMS_KEY_ID``), so this subclass reads ``location`` (``s3://bucket/prefix``)
 and ``kms_key_id`` as ``{env: ...}`` and requests SSE-KMS with that key on every upload.
 """
 

@@ -15,13 +15,13 @@ TRADEOPS_S3_FEATURES                s3://bucket[/prefix] of every other dataset
 TRADEOPS_S3_ARTIFACTS               reports/, dvc/ (the DVC remote), bentos/
 TRADEOPS_S3_PREDICTIONS             the prediction log under predictions/
 TRADEOPS_S3_AUDIT                   s3://bucket/prefix of the audit log (Object Lock)
-TRADEOPS_KMS_KEY_ID                 the data key: SSE-KMS on every write
+TRADEOPS_DATA_KMS_KEY_ID            the data key: SSE-KMS on every write
 TRADEOPS_AUDIT_KMS_KEY_ID           the audit key: SSE-KMS on every audit record
 TRADEOPS_MLFLOW_TRACKING_URI        the MLflow tracking server (http://...)
 TRADEOPS_ECS_CLUSTER                the cluster of runs and of the endpoint
 TRADEOPS_SERVING_SERVICE            the endpoint's ECS service
 TRADEOPS_SERVING_URL                the endpoint's URL (the internal load balancer)
-TRADEOPS_SIGNING_KEY                the bento signing key (pipeline tasks only; a secret)
+TRADEOPS_SIGNING_KEY                the bento signing key (run tasks only; an ECS secret)
 TRADEOPS_SIGNING_PUBLIC_KEY         the key bentos are verified with
 AWS_ENDPOINT_URL_S3 / _ECS          optional: endpoints other than AWS's own
 ==================================  =====================================================
@@ -49,7 +49,7 @@ S3_FEATURES = "TRADEOPS_S3_FEATURES"
 S3_ARTIFACTS = "TRADEOPS_S3_ARTIFACTS"
 S3_PREDICTIONS = "TRADEOPS_S3_PREDICTIONS"
 S3_AUDIT = "TRADEOPS_S3_AUDIT"
-KMS_KEY = "TRADEOPS_KMS_KEY_ID"
+KMS_KEY = "TRADEOPS_DATA_KMS_KEY_ID"
 AUDIT_KMS_KEY = "TRADEOPS_AUDIT_KMS_KEY_ID"
 MLFLOW_URI = "TRADEOPS_MLFLOW_TRACKING_URI"
 ECS_CLUSTER = "TRADEOPS_ECS_CLUSTER"

@@ -114,6 +114,11 @@ def env_configs() -> list[Config]:
     return [config(TERRAFORM / "envs" / "dev"), config(TERRAFORM / "envs" / "prod")]
 
 
+def composition() -> Config:
+    """modules/platform: the one composition of the modules both environments call."""
+    return module_config("platform")
+
+
 @functools.cache
 def tfvars(env: str) -> dict[str, Any]:
     return clean(parse(TERRAFORM / "envs" / env / "terraform.tfvars"))

@@ -9,6 +9,7 @@ import pytest
 from tests.infra.terraform import (
     TERRAFORM,
     Config,
+    composition,
     config,
     config_dirs,
     configs,
@@ -27,7 +28,18 @@ def test_there_is_terraform_to_check():
     assert {"envs/dev", "envs/prod", "bootstrap"} <= names
     assert {
         f"modules/{m}"
-        for m in ["network", "storage", "kms", "iam", "rds", "ecs", "ecr", "monitoring", "ci_iam"]
+        for m in [
+            "network",
+            "storage",
+            "kms",
+            "iam",
+            "rds",
+            "ecs",
+            "ecr",
+            "monitoring",
+            "ci_iam",
+            "platform",
+        ]
     } <= names
 
 
@@ -135,11 +147,23 @@ def test_providers_are_pinned_to_one_account(cfg: Config):
     assert cfg.locals["tags"]["project"] == "tradeops"
 
 
-def test_dev_and_prod_compose_the_same_modules():
+def test_dev_and_prod_call_the_one_composition_and_differ_only_in_settings():
     dev, prod = config(TERRAFORM / "envs" / "dev"), config(TERRAFORM / "envs" / "prod")
+    assert set(dev.modules) == set(prod.modules) == {"platform"}
     assert dev.modules == prod.modules
+    assert dev.modules["platform"]["source"] == "../../modules/platform"
     assert dev.variables == prod.variables
-    assert set(prod.modules) == {
+    assert dev.outputs == prod.outputs
+    for cfg in (dev, prod):
+        assert not cfg.resources, f"{cfg.name}: resources belong in a module"
+        assert not cfg.data, f"{cfg.name}: data sources belong in a module"
+        call = cfg.modules["platform"]
+        passed = {k for k in call if k != "source"}
+        assert passed == composition().variables.keys()
+        assert all(call[k] == f"${{var.{k}}}" for k in passed - {"tags"})
+        for name, output in cfg.outputs.items():
+            assert output["value"] == f"${{module.platform.{name}}}", f"{cfg.name}: {name}"
+    assert set(composition().modules) == {
         "kms",
         "network",
         "storage",

@@ -55,6 +55,7 @@ def test_star_resources_only_for_actions_aws_cannot_scope(st):
     unscopable = {
         "ecr:GetAuthorizationToken",
         "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",  # no resource type in the Service Authorization Reference
         "ecs:DiscoverPollEndpoint",
         "logs:DescribeLogGroups",
     }
@@ -143,17 +144,31 @@ def test_serving_and_training_get_no_database_or_task_launch():
                 )
 
 
-def test_only_the_daemon_launches_tasks_and_passes_only_run_roles():
+def test_only_the_daemon_launches_tasks_and_each_role_passes_only_its_own_roles():
+    """The daemon passes the run and training roles (RunTask); the pipeline passes only the
+    serving roles (the endpoint's task definition revisions); nobody else passes any."""
     iam = module_config("iam")
+    passes = {
+        "daemon": {
+            '${aws_iam_role.task["pipeline"].arn}',
+            '${aws_iam_role.task["training"].arn}',
+            "${aws_iam_role.platform_execution.arn}",
+        },
+        "pipeline": {'${aws_iam_role.task["serving"].arn}', "${aws_iam_role.execution.arn}"},
+    }
     for doc in iam.data_of_type("aws_iam_policy_document"):
         for st in policy_statements(iam, doc):
-            if st.effect == "Allow" and ({"ecs:RunTask", "iam:PassRole"} & st.actions):
+            if st.effect != "Allow":
+                continue
+            if "ecs:RunTask" in st.actions:
                 assert doc == "daemon", f"{st.where} launches tasks"
-                if "iam:PassRole" in st.actions:
-                    assert {c["variable"] for c in st.conditions} == {"iam:PassedToService"}
-                    assert "serving" not in " ".join(st.resources)
-                if "ecs:RunTask" in st.actions:
-                    assert any(c["variable"] == "ecs:cluster" for c in st.conditions)
+                assert any(c["variable"] == "ecs:cluster" for c in st.conditions)
+            if "iam:PassRole" in st.actions:
+                assert doc in passes, f"{st.where} passes roles"
+                assert set(st.resources) == passes[doc], st.where
+                assert {c["variable"] for c in st.conditions} == {"iam:PassedToService"}
+                (condition,) = st.conditions
+                assert condition["values"] == ["ecs-tasks.amazonaws.com"]
 
 
 CI = module_config("ci_iam")

@@ -6,9 +6,9 @@ import pytest
 
 from tests.infra.terraform import (
     TERRAFORM,
+    composition,
     config,
     configs,
-    env_configs,
     module_config,
     strings,
     tfvars,
@@ -89,7 +89,7 @@ def test_private_endpoints_for_s3_and_ecr():
 def test_every_security_group_tier_is_attached_by_a_module():
     """The CKV2_AWS_5 skip's reason: each tier is used through network's output."""
     used = set()
-    for cfg in [ECS, module_config("rds"), *env_configs()]:
+    for cfg in [ECS, module_config("rds"), composition()]:
         for text in strings([*cfg.resources.values(), *cfg.modules.values(), cfg.locals]):
             used.update(re.findall(r'security_group_ids\["([a-z_]+)"\]', text))
     tiers = set(NETWORK.locals["security_groups"])
@@ -117,7 +117,7 @@ def test_database_is_encrypted_private_protected_and_uses_iam_auth():
         p["name"]: p["value"] for p in rds.of_type("aws_db_parameter_group")["this"]["parameter"]
     }
     assert params["rds.force_ssl"] == "1"
-    for cfg in env_configs():
+    for cfg in [composition()]:
         assert cfg.modules["rds"]["subnet_ids"] == "${module.network.private_subnet_ids}"
 
 
@@ -143,7 +143,7 @@ def test_the_bento_service_is_highly_available_and_rolls_back():
         in ECS.variables["private_subnet_ids"]["validation"][0]["condition"]
     )
     assert service["network_configuration"][0]["subnets"] == "${var.private_subnet_ids}"
-    for cfg in env_configs():
+    for cfg in [composition()]:
         assert cfg.modules["ecs"]["private_subnet_ids"] == "${module.network.private_subnet_ids}"
         assert cfg.modules["ecs"]["serving_desired_count"] == "${var.serving_desired_count}"
     assert (
@@ -233,7 +233,6 @@ def test_training_runs_on_gpu_spot_and_drains_on_interruption():
         strings(ECS.of_type("aws_ecs_task_definition")["training"]["container_definitions"])
     )
     assert 'type = "GPU"' in training
-    assert "TRADEOPS_CHECKPOINT_URI" in training
 
 
 def test_logs_are_encrypted_and_kept_a_year():
@@ -284,7 +283,7 @@ def test_the_trail_records_everything_into_the_locked_bucket():
     assert trail["is_multi_region_trail"] is True
     assert trail["enable_log_file_validation"] is True
     assert trail["kms_key_id"] == "${var.audit_kms_key_arn}"
-    for cfg in env_configs():
+    for cfg in [composition()]:
         assert (
             cfg.modules["monitoring"]["audit_bucket_name"]
             == '${module.storage.bucket_names["audit"]}'

@@ -174,7 +174,7 @@ class World:
             "TRADEOPS_S3_ARTIFACTS": f"s3://{BUCKETS['artifacts']}/{name}",
             "TRADEOPS_S3_PREDICTIONS": f"s3://{BUCKETS['predictions']}/{name}",
             "TRADEOPS_S3_AUDIT": f"s3://{BUCKETS['audit']}/{name}",
-            "TRADEOPS_KMS_KEY_ID": self.data_key,
+            "TRADEOPS_DATA_KMS_KEY_ID": self.data_key,
             "TRADEOPS_AUDIT_KMS_KEY_ID": self.audit_key,
             "TRADEOPS_MLFLOW_TRACKING_URI": mlflow_url or "http://127.0.0.1:9/no-mlflow-here",
             "TRADEOPS_ECS_CLUSTER": CLUSTER,

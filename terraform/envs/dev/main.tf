@@ -1,4 +1,4 @@
-# tradeops in one environment: every module, wired. Applied only by the environment's CI
+# tradeops in this environment: modules/platform, applied only by the environment's CI
 # deployer role (GitHub environment "production" for prod, "dev" for dev) after a plan.
 
 provider "aws" {
@@ -11,8 +11,6 @@ provider "aws" {
 }
 
 locals {
-  name       = "tradeops-${var.environment}"
-  trail_name = "tradeops-${var.environment}-audit"
   tags = {
     project     = "tradeops"
     environment = var.environment
@@ -20,118 +18,24 @@ locals {
   }
 }
 
-module "kms" {
-  source = "../../modules/kms"
+module "platform" {
+  source = "../../modules/platform"
 
-  name = local.name
-  tags = local.tags
-}
-
-module "network" {
-  source = "../../modules/network"
-
-  name                     = local.name
   tags                     = local.tags
-  cidr_block               = var.vpc_cidr
+  environment              = var.environment
   availability_zones       = var.availability_zones
+  vpc_cidr                 = var.vpc_cidr
   client_cidrs             = var.client_cidrs
   operator_cidrs           = var.operator_cidrs
-  logs_kms_key_arn         = module.kms.key_arns["logs"]
   permissions_boundary_arn = var.permissions_boundary_arn
-}
-
-module "storage" {
-  source = "../../modules/storage"
-
-  name                  = local.name
-  tags                  = local.tags
-  data_kms_key_arn      = module.kms.key_arns["data"]
-  audit_kms_key_arn     = module.kms.key_arns["audit"]
-  audit_retention_days  = var.audit_retention_days
-  cloudtrail_trail_name = local.trail_name
-}
-
-module "ecr" {
-  source = "../../modules/ecr"
-
-  name        = local.name
-  tags        = local.tags
-  kms_key_arn = module.kms.key_arns["platform"]
-}
-
-module "rds" {
-  source = "../../modules/rds"
-
-  name                     = local.name
-  tags                     = local.tags
-  subnet_ids               = module.network.private_subnet_ids
-  security_group_id        = module.network.security_group_ids["database"]
-  kms_key_arn              = module.kms.key_arns["platform"]
-  logs_kms_key_arn         = module.kms.key_arns["logs"]
-  instance_class           = var.db_instance_class
-  permissions_boundary_arn = var.permissions_boundary_arn
-}
-
-module "iam" {
-  source = "../../modules/iam"
-
-  name                     = local.name
-  tags                     = local.tags
-  bucket_arns              = module.storage.bucket_arns
-  kms_key_arns             = module.kms.key_arns
-  ecr_repository_arns      = module.ecr.repository_arns
-  db_resource_id           = module.rds.resource_id
-  permissions_boundary_arn = var.permissions_boundary_arn
-}
-
-module "ecs" {
-  source = "../../modules/ecs"
-
-  name                          = local.name
-  tags                          = local.tags
-  vpc_id                        = module.network.vpc_id
-  private_subnet_ids            = module.network.private_subnet_ids
-  security_group_ids            = module.network.security_group_ids
-  logs_kms_key_arn              = module.kms.key_arns["logs"]
-  data_kms_key_arn              = module.kms.key_arns["data"]
-  audit_kms_key_arn             = module.kms.key_arns["audit"]
-  execution_role_arn            = module.iam.execution_role_arn
-  task_role_arns                = module.iam.task_role_arns
-  gpu_host_instance_profile_arn = module.iam.gpu_host_instance_profile_arn
-  serving_tokens_secret_arn     = module.iam.serving_tokens_secret_arn
-  certificate_arn               = var.certificate_arn
-  bucket_names                  = module.storage.bucket_names
-  db_address                    = module.rds.address
-  db_port                       = module.rds.port
-  bento_tag                     = var.bento_tag
-  signing_public_key            = var.signing_public_key
-  serving_desired_count         = var.serving_desired_count
-  serving_max_count             = var.serving_max_count
-  gpu_max_instances             = var.gpu_max_instances
-  deployment_alarm_names        = module.monitoring.deployment_alarm_names
-  images = {
-    platform       = "${module.ecr.repository_urls["platform"]}:${var.image_tags["platform"]}"
-    training       = "${module.ecr.repository_urls["training"]}:${var.image_tags["training"]}"
-    mlflow         = "${module.ecr.repository_urls["mlflow"]}:${var.image_tags["mlflow"]}"
-    trading_policy = "${module.ecr.repository_urls["trading-policy"]}:${var.image_tags["trading-policy"]}"
-    aws_cli        = "${module.ecr.repository_urls["aws-cli"]}:${var.image_tags["aws-cli"]}"
-  }
-}
-
-module "monitoring" {
-  source = "../../modules/monitoring"
-
-  name                            = local.name
-  tags                            = local.tags
-  logs_kms_key_arn                = module.kms.key_arns["logs"]
-  audit_kms_key_arn               = module.kms.key_arns["audit"]
-  alert_emails                    = var.alert_emails
-  alb_arn_suffix                  = module.ecs.alb_arn_suffix
-  serving_target_group_arn_suffix = module.ecs.target_group_arn_suffixes["serving"]
-  log_group_names                 = module.ecs.log_group_names
-  metric_namespace                = module.iam.metric_namespace
-  trail_name                      = local.trail_name
-  audit_bucket_name               = module.storage.bucket_names["audit"]
-  trail_data_event_bucket_arns    = [for purpose in ["raw", "features", "artifacts", "predictions"] : module.storage.bucket_arns[purpose]]
-  permissions_boundary_arn        = var.permissions_boundary_arn
+  certificate_arn          = var.certificate_arn
+  image_tags               = var.image_tags
+  bento_tag                = var.bento_tag
+  signing_public_key       = var.signing_public_key
+  alert_emails             = var.alert_emails
+  serving_desired_count    = var.serving_desired_count
+  serving_max_count        = var.serving_max_count
+  db_instance_class        = var.db_instance_class
+  audit_retention_days     = var.audit_retention_days
+  gpu_max_instances        = var.gpu_max_instances
 }

@@ -12,6 +12,7 @@ data "aws_iam_policy_document" "boundary" {
       "s3:GetObject",
       "s3:GetObjectVersion",
       "s3:ListBucket",
+      "s3:ListBucketVersions",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
       "s3:PutObjectRetention",
@@ -34,7 +35,7 @@ data "aws_iam_policy_document" "boundary" {
   statement {
     sid       = "ThisStacksSecretsReadOnly"
     actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-    resources = [local.arn.secrets]
+    resources = [local.arn.secrets, local.arn.rds_secrets]
   }
 
   statement {
@@ -71,6 +72,7 @@ data "aws_iam_policy_document" "boundary" {
     sid = "ThisClustersTasksAndInstances"
     actions = [
       "ecs:DeregisterContainerInstance",
+      "ecs:DescribeServices",
       "ecs:DescribeTasks",
       "ecs:DiscoverPollEndpoint",
       "ecs:Poll",
@@ -83,13 +85,14 @@ data "aws_iam_policy_document" "boundary" {
       "ecs:SubmitTaskStateChange",
       "ecs:TagResource",
       "ecs:UpdateContainerInstancesState",
+      "ecs:UpdateService",
     ]
     resources = [local.arn.ecs]
   }
 
   statement {
-    sid       = "DescribeTaskDefinitionHasNoResourceScope"
-    actions   = ["ecs:DescribeTaskDefinition", "ecs:DiscoverPollEndpoint"]
+    sid       = "TaskDefinitionsHaveNoResourceScope"
+    actions   = ["ecs:DescribeTaskDefinition", "ecs:DiscoverPollEndpoint", "ecs:RegisterTaskDefinition"]
     resources = ["*"]
   }
 

@@ -7,12 +7,13 @@ data "aws_region" "current" {}
 locals {
   region = data.aws_region.current.name
 
-  log_components = ["webserver", "daemon", "run", "training", "mlflow", "serving", "tokens-sync", "ecs-exec"]
+  log_components = ["webserver", "daemon", "run", "training", "mlflow", "serving", "tokens-sync", "log-ship", "ecs-exec"]
 
   mlflow_host = "mlflow.${aws_service_discovery_private_dns_namespace.this.name}"
 
   # What every platform container (webserver, daemon, runs, training) is told about the
-  # deployment; resources/ reads these names in prod (TRADEOPS_ENV=prod).
+  # deployment, by the names resources/prod.py and deploy/prod/dagster.yaml read
+  # (TRADEOPS_ENV=prod); tests/infra/test_contracts.py holds the two sides together.
   platform_environment = [
     { name = "TRADEOPS_ENV", value = "prod" },
     { name = "DAGSTER_HOME", value = "/opt/dagster/dagster_home" },
@@ -25,9 +26,12 @@ locals {
     { name = "TRADEOPS_AUDIT_KMS_KEY_ID", value = var.audit_kms_key_arn },
     { name = "TRADEOPS_DB_HOST", value = var.db_address },
     { name = "TRADEOPS_DB_PORT", value = tostring(var.db_port) },
-    { name = "TRADEOPS_DB_IAM_AUTH", value = "true" },
-    { name = "MLFLOW_TRACKING_URI", value = "http://${local.mlflow_host}:5000" },
+    { name = "TRADEOPS_DB_NAME", value = var.db_name },
+    { name = "TRADEOPS_MLFLOW_TRACKING_URI", value = "http://${local.mlflow_host}:5000" },
     { name = "TRADEOPS_ECS_CLUSTER", value = aws_ecs_cluster.this.name },
+    { name = "TRADEOPS_SERVING_SERVICE", value = local.serving_service_name },
+    { name = "TRADEOPS_SERVING_URL", value = "https://${aws_lb.this.dns_name}" },
+    { name = "TRADEOPS_SIGNING_PUBLIC_KEY", value = var.signing_public_key },
     { name = "TRADEOPS_RUN_TASK_FAMILY", value = "${var.name}-run" },
     { name = "TRADEOPS_TRAINING_TASK_FAMILY", value = "${var.name}-training" },
     { name = "TRADEOPS_TRAINING_CAPACITY_PROVIDER", value = aws_ecs_capacity_provider.gpu_spot.name },
@@ -35,6 +39,24 @@ locals {
     { name = "TRADEOPS_RUN_SECURITY_GROUP", value = var.security_group_ids["platform"] },
     { name = "TRADEOPS_TRAINING_SECURITY_GROUP", value = var.security_group_ids["training"] },
   ]
+
+  # The Dagster instance connects with the RDS-managed credentials (Secrets Manager, rotated
+  # by RDS), injected by the ECS agent: no password in Terraform state or task definitions.
+  db_secrets = [
+    { name = "TRADEOPS_DB_USER", valueFrom = "${var.db_secret_arn}:username::" },
+    { name = "TRADEOPS_DB_PASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
+  ]
+
+  # Only run tasks package and sign bentos (policy_bento); no other task gets the key.
+  run_secrets = concat(local.db_secrets, [
+    { name = "TRADEOPS_SIGNING_KEY", valueFrom = var.signing_key_secret_arn },
+  ])
+
+  serving_service_name = "${var.name}-serving"
+
+  # core.prediction_log takes a local folder; it lives on the policy's /tmp volume.
+  prediction_log_name = "tradeops-predictions"
+  prediction_log_dir  = "/tmp/${local.prediction_log_name}"
 }
 
 resource "aws_cloudwatch_log_group" "this" {

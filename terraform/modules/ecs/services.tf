@@ -102,7 +102,7 @@ resource "aws_ecs_service" "mlflow" {
 # load balancer sends them traffic only once /readyz answers, and the circuit breaker
 # (or a deployment alarm) rolls back to the last steady task definition on failure.
 resource "aws_ecs_service" "serving" {
-  name                               = "${var.name}-serving"
+  name                               = local.serving_service_name
   cluster                            = aws_ecs_cluster.this.id
   task_definition                    = aws_ecs_task_definition.serving.arn
   desired_count                      = var.serving_desired_count

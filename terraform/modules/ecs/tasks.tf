@@ -22,7 +22,7 @@ resource "aws_ecs_task_definition" "webserver" {
   network_mode             = "awsvpc"
   cpu                      = 1024
   memory                   = 4096
-  execution_role_arn       = var.execution_role_arn
+  execution_role_arn       = var.platform_execution_role_arn
   task_role_arn            = var.task_role_arns["webserver"]
 
   runtime_platform {
@@ -42,6 +42,7 @@ resource "aws_ecs_task_definition" "webserver" {
       command                = ["dagster-webserver", "--host", "0.0.0.0", "--port", "3000", "--workspace", "workspace.yaml"]
       portMappings           = [{ containerPort = 3000, protocol = "tcp" }]
       environment            = local.platform_environment
+      secrets                = local.db_secrets
       readonlyRootFilesystem = true
       privileged             = false
       mountPoints            = local.tmp_mount
@@ -58,7 +59,7 @@ resource "aws_ecs_task_definition" "daemon" {
   network_mode             = "awsvpc"
   cpu                      = 1024
   memory                   = 4096
-  execution_role_arn       = var.execution_role_arn
+  execution_role_arn       = var.platform_execution_role_arn
   task_role_arn            = var.task_role_arns["daemon"]
 
   runtime_platform {
@@ -77,6 +78,7 @@ resource "aws_ecs_task_definition" "daemon" {
       essential              = true
       command                = ["dagster-daemon", "run", "--workspace", "workspace.yaml"]
       environment            = local.platform_environment
+      secrets                = local.db_secrets
       readonlyRootFilesystem = true
       privileged             = false
       mountPoints            = local.tmp_mount
@@ -94,7 +96,7 @@ resource "aws_ecs_task_definition" "run" {
   network_mode             = "awsvpc"
   cpu                      = var.run_cpu
   memory                   = var.run_memory
-  execution_role_arn       = var.execution_role_arn
+  execution_role_arn       = var.platform_execution_role_arn
   task_role_arn            = var.task_role_arns["pipeline"]
 
   runtime_platform {
@@ -116,6 +118,7 @@ resource "aws_ecs_task_definition" "run" {
       image                  = var.images["platform"]
       essential              = true
       environment            = local.platform_environment
+      secrets                = local.run_secrets
       readonlyRootFilesystem = true
       privileged             = false
       mountPoints            = local.tmp_mount
@@ -131,7 +134,7 @@ resource "aws_ecs_task_definition" "training" {
   family                   = "${var.name}-training"
   requires_compatibilities = ["EC2"]
   network_mode             = "awsvpc"
-  execution_role_arn       = var.execution_role_arn
+  execution_role_arn       = var.platform_execution_role_arn
   task_role_arn            = var.task_role_arns["training"]
 
   volume {
@@ -145,7 +148,8 @@ resource "aws_ecs_task_definition" "training" {
       essential              = true
       memoryReservation      = var.training_memory
       resourceRequirements   = [{ type = "GPU", value = "1" }]
-      environment            = concat(local.platform_environment, [{ name = "TRADEOPS_CHECKPOINT_URI", value = "s3://${var.bucket_names["artifacts"]}/checkpoints" }])
+      environment            = local.platform_environment
+      secrets                = local.db_secrets
       readonlyRootFilesystem = true
       privileged             = false
       stopTimeout            = 110
@@ -163,7 +167,7 @@ resource "aws_ecs_task_definition" "mlflow" {
   network_mode             = "awsvpc"
   cpu                      = 1024
   memory                   = 4096
-  execution_role_arn       = var.execution_role_arn
+  execution_role_arn       = var.platform_execution_role_arn
   task_role_arn            = var.task_role_arns["mlflow"]
 
   runtime_platform {
@@ -180,16 +184,25 @@ resource "aws_ecs_task_definition" "mlflow" {
       name      = "mlflow"
       image     = var.images["mlflow"]
       essential = true
-      command = [
-        "mlflow", "server", "--host", "0.0.0.0", "--port", "5000",
-        "--serve-artifacts", "--artifacts-destination", "s3://${var.bucket_names["artifacts"]}/mlflow",
-      ]
+      # The backend store URI is assembled in the container, the credentials URL-quoted, so
+      # the RDS-managed password never appears in the task definition.
+      entryPoint = ["/bin/sh", "-c"]
+      command = [join(" ", [
+        "MLFLOW_BACKEND_STORE_URI=\"$(python -c 'import os, urllib.parse as u; e = os.environ; print(\"postgresql://%s:%s@%s:%s/%s?sslmode=require\" % (u.quote(e[\"DB_USER\"], safe=\"\"), u.quote(e[\"DB_PASSWORD\"], safe=\"\"), e[\"DB_HOST\"], e[\"DB_PORT\"], e[\"DB_NAME\"]))')\"",
+        "&& export MLFLOW_BACKEND_STORE_URI",
+        "&& exec mlflow server --host 0.0.0.0 --port 5000",
+        "--serve-artifacts --artifacts-destination \"$ARTIFACTS_DESTINATION\"",
+      ])]
       portMappings = [{ containerPort = 5000, protocol = "tcp" }]
       environment = [
-        { name = "TRADEOPS_DB_HOST", value = var.db_address },
-        { name = "TRADEOPS_DB_PORT", value = tostring(var.db_port) },
-        { name = "TRADEOPS_DB_USER", value = "mlflow" },
-        { name = "TRADEOPS_DB_IAM_AUTH", value = "true" },
+        { name = "DB_HOST", value = var.db_address },
+        { name = "DB_PORT", value = tostring(var.db_port) },
+        { name = "DB_NAME", value = "mlflow" },
+        { name = "ARTIFACTS_DESTINATION", value = "s3://${var.bucket_names["artifacts"]}/mlflow" },
+      ]
+      secrets = [
+        { name = "DB_USER", valueFrom = "${var.db_secret_arn}:username::" },
+        { name = "DB_PASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
       ]
       readonlyRootFilesystem = true
       privileged             = false
@@ -207,6 +220,10 @@ resource "aws_ecs_task_definition" "mlflow" {
 # tokens-sync copies the named client tokens from Secrets Manager into a task-local file
 # the service re-reads within a second: a token issued or revoked reaches every task
 # within tokens_sync_seconds, with no redeploy.
+# The policy writes its prediction log (Parquet parts, journals) on its task volume, as
+# core.prediction_log does everywhere; log-ship copies each rolled part once to
+# s3://<predictions>/predictions/ under SSE-KMS (the layout S3PredictionLogStore reads),
+# and once more at its own SIGTERM, which comes after the policy's (dependsOn order).
 resource "aws_ecs_task_definition" "serving" {
   family                   = "${var.name}-serving"
   requires_compatibilities = ["FARGATE"]
@@ -231,6 +248,10 @@ resource "aws_ecs_task_definition" "serving" {
 
   volume {
     name = "tokens"
+  }
+
+  volume {
+    name = "ship-tmp"
   }
 
   container_definitions = jsonencode([
@@ -268,6 +289,38 @@ resource "aws_ecs_task_definition" "serving" {
       logConfiguration = local.log_options["tokens-sync"]
     },
     {
+      name       = "log-ship"
+      image      = var.images["aws_cli"]
+      essential  = false
+      entryPoint = ["/bin/sh", "-c"]
+      command = [join(" ", [
+        "ship() { for part in \"$LOG_DIR\"/date=*/part-*.parquet; do",
+        "[ -e \"$part\" ] || continue; rel=\"$${part#\"$LOG_DIR\"/}\";",
+        "[ -e \"/tmp/shipped/$rel\" ] && continue;",
+        "aws s3 cp \"$part\" \"$DESTINATION/$rel\" --sse aws:kms --sse-kms-key-id \"$KMS_KEY_ID\" --only-show-errors",
+        "&& mkdir -p \"/tmp/shipped/$${rel%/*}\" && touch \"/tmp/shipped/$rel\"",
+        "|| echo \"shipping $rel failed; retried next round\" >&2; done; };",
+        "trap 'ship; exit 0' TERM;",
+        "while true; do ship; sleep \"$SHIP_SECONDS\" & wait $!; done",
+      ])]
+      environment = [
+        { name = "LOG_DIR", value = "/mnt/policy-tmp/${local.prediction_log_name}" },
+        { name = "DESTINATION", value = "s3://${var.bucket_names["predictions"]}/predictions" },
+        { name = "KMS_KEY_ID", value = var.data_kms_key_arn },
+        { name = "SHIP_SECONDS", value = tostring(var.prediction_log_ship_seconds) },
+        { name = "HOME", value = "/tmp" },
+        { name = "AWS_REGION", value = local.region },
+      ]
+      readonlyRootFilesystem = true
+      privileged             = false
+      stopTimeout            = 60
+      mountPoints = [
+        { sourceVolume = "ship-tmp", containerPath = "/tmp", readOnly = false },
+        { sourceVolume = "tmp", containerPath = "/mnt/policy-tmp", readOnly = true },
+      ]
+      logConfiguration = local.log_options["log-ship"]
+    },
+    {
       name         = "policy"
       image        = var.images["trading_policy"]
       essential    = true
@@ -276,11 +329,14 @@ resource "aws_ecs_task_definition" "serving" {
       environment = [
         { name = "TRADEOPS_SIGNING_PUBLIC_KEY", value = var.signing_public_key },
         { name = "TRADEOPS_API_TOKENS_FILE", value = "/run/tradeops/tokens.json" },
-        { name = "TRADEOPS_PREDICTION_LOG", value = "s3://${var.bucket_names["predictions"]}/predictions" },
-        { name = "TRADEOPS_PREDICTION_LOG_KMS_KEY_ID", value = var.data_kms_key_arn },
+        { name = "TRADEOPS_PREDICTION_LOG", value = local.prediction_log_dir },
         { name = "TRADEOPS_SERVE_WORKERS", value = tostring(var.serving_workers) },
       ]
-      dependsOn              = [{ containerName = "tokens-sync", condition = "HEALTHY" }]
+      # log-ship starts first, so ECS stops it last: after the policy's final roll.
+      dependsOn = [
+        { containerName = "tokens-sync", condition = "HEALTHY" },
+        { containerName = "log-ship", condition = "START" },
+      ]
       readonlyRootFilesystem = true
       privileged             = false
       stopTimeout            = 30

@@ -56,8 +56,34 @@ variable "log_retention_days" {
 }
 
 variable "execution_role_arn" {
-  description = "ECS task execution role (iam module)."
+  description = "ECS task execution role of the serving tasks: images and logs only (iam module)."
   type        = string
+}
+
+variable "platform_execution_role_arn" {
+  description = "ECS task execution role of the platform tasks; it also injects their secrets (iam module)."
+  type        = string
+}
+
+variable "db_secret_arn" {
+  description = "RDS-managed secret (JSON username, password) the Dagster instance and MLflow connect with (rds module)."
+  type        = string
+}
+
+variable "db_name" {
+  description = "Database of the Dagster instance (rds module)."
+  type        = string
+}
+
+variable "signing_key_secret_arn" {
+  description = "Secrets Manager secret with the bento-signing private key, injected into run tasks only (iam module)."
+  type        = string
+}
+
+variable "prediction_log_ship_seconds" {
+  description = "How often each serving task copies its rolled prediction log parts to S3."
+  type        = number
+  default     = 30
 }
 
 variable "task_role_arns" {

@@ -2,7 +2,8 @@
 # name buckets (and prefixes), keys, repositories, database users, secrets and task
 # families; the few actions AWS cannot scope to a resource are listed alone on "*".
 #
-#   execution  ECS agent: pull this stack's images, write its log groups
+#   execution           ECS agent of serving tasks: pull this stack's images, write its log groups
+#   platform_execution  ECS agent of the platform tasks: the same, and inject their secrets
 #   webserver  Dagster UI: read the instance DB, reports and compute logs
 #   daemon     Dagster daemon (schedules, sensors, run queue): launch run/training tasks
 #   pipeline   Dagster runs: read raw, write features/artifacts, append audit, read predictions
@@ -22,6 +23,8 @@ locals {
 
   cluster_arn         = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:cluster/${var.name}"
   task_arns           = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task/${var.name}/*"
+  serving_service     = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${var.name}/${var.name}-serving"
+  serving_family      = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${var.name}-serving:*"
   container_instances = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:container-instance/${var.name}/*"
   run_task_families = [
     "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${var.name}-run:*",
@@ -29,7 +32,6 @@ locals {
   ]
   log_groups       = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/tradeops/${var.name}/*"
   alerts_topic     = "arn:${local.partition}:sns:${local.region}:${local.account_id}:${var.name}-alerts"
-  db_user_arn      = "arn:${local.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${var.db_resource_id}"
   metric_namespace = "tradeops/${var.name}"
 
   raw         = var.bucket_arns["raw"]
@@ -108,6 +110,14 @@ resource "aws_iam_role" "execution" {
   tags                 = merge(var.tags, { component = "execution" })
 }
 
+resource "aws_iam_role" "platform_execution" {
+  name                 = "${var.name}-platform-execution"
+  description          = "ECS agent for the platform tasks: image pulls, log streams, database and signing secrets"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = merge(var.tags, { component = "platform_execution" })
+}
+
 resource "aws_iam_role" "gpu_host" {
   name                 = "${var.name}-gpu-host"
   description          = "EC2 container instances of the GPU Spot capacity provider (ECS agent)"
@@ -135,7 +145,7 @@ resource "aws_secretsmanager_secret" "serving_tokens" {
 resource "aws_secretsmanager_secret" "signing_key" {
   #checkov:skip=CKV2_AWS_57:The Ed25519 bento-signing key is rotated by the release owners with a new public key in the same change (docs/production.md); an automatic rotation would make every running bento unverifiable
   name        = "${var.name}/signing/private-key"
-  description = "Ed25519 private key that signs bentos; read only by the CI release role, never by serving"
+  description = "Ed25519 private key that signs bentos; read by the CI release role and injected into run tasks, never into serving"
   kms_key_id  = var.kms_key_arns["platform"]
   tags        = var.tags
 }

@@ -4,8 +4,13 @@ output "task_role_arns" {
 }
 
 output "execution_role_arn" {
-  description = "ECS task execution role (image pulls, log streams)."
+  description = "ECS task execution role of the serving tasks (image pulls, log streams)."
   value       = aws_iam_role.execution.arn
+}
+
+output "platform_execution_role_arn" {
+  description = "ECS task execution role of the platform tasks (also injects the database and signing secrets)."
+  value       = aws_iam_role.platform_execution.arn
 }
 
 output "gpu_host_instance_profile_arn" {

@@ -26,13 +26,57 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
+data "aws_iam_policy_document" "platform_execution" {
+  statement {
+    sid       = "EcrLoginHasNoResourceScope"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PullThisStacksImages"
+    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    resources = values(var.ecr_repository_arns)
+  }
+
+  statement {
+    sid       = "WriteThisStacksLogGroups"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [local.log_groups, "${local.log_groups}:*"]
+  }
+
+  statement {
+    sid       = "InjectTheDatabaseAndSigningSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.db_secret_arn, aws_secretsmanager_secret.signing_key.arn]
+  }
+
+  statement {
+    sid       = "DecryptThoseSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arns["platform"]]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "platform_execution" {
+  name   = "pull-images-write-logs-inject-secrets"
+  role   = aws_iam_role.platform_execution.id
+  policy = data.aws_iam_policy_document.platform_execution.json
+}
+
 # --- webserver: the Dagster UI ---------------------------------------------------------
 
 data "aws_iam_policy_document" "webserver" {
   statement {
-    sid       = "ConnectAsDagster"
-    actions   = ["rds-db:connect"]
-    resources = ["${local.db_user_arn}/dagster"]
+    sid       = "TerminateRunsFromTheUi"
+    actions   = ["ecs:DescribeTasks", "ecs:StopTask"]
+    resources = [local.task_arns]
   }
 
   statement {
@@ -57,12 +101,6 @@ data "aws_iam_policy_document" "webserver" {
 # --- daemon: schedules, sensors, the run queue ------------------------------------------
 
 data "aws_iam_policy_document" "daemon" {
-  statement {
-    sid       = "ConnectAsDagster"
-    actions   = ["rds-db:connect"]
-    resources = ["${local.db_user_arn}/dagster"]
-  }
-
   statement {
     sid       = "LaunchRunAndTrainingTasksInThisCluster"
     actions   = ["ecs:RunTask"]
@@ -102,7 +140,7 @@ data "aws_iam_policy_document" "daemon" {
   statement {
     sid       = "PassOnlyTheRunAndTrainingRoles"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.task["pipeline"].arn, aws_iam_role.task["training"].arn, aws_iam_role.execution.arn]
+    resources = [aws_iam_role.task["pipeline"].arn, aws_iam_role.task["training"].arn, aws_iam_role.platform_execution.arn]
 
     condition {
       test     = "StringEquals"
@@ -134,12 +172,6 @@ data "aws_iam_policy_document" "daemon" {
 
 data "aws_iam_policy_document" "pipeline" {
   statement {
-    sid       = "ConnectAsDagster"
-    actions   = ["rds-db:connect"]
-    resources = ["${local.db_user_arn}/dagster"]
-  }
-
-  statement {
     sid       = "ListDataBuckets"
     actions   = local.bucket_list
     resources = [local.raw, local.features, local.artifacts, local.predictions, local.audit]
@@ -152,19 +184,27 @@ data "aws_iam_policy_document" "pipeline" {
   }
 
   statement {
-    sid       = "WriteFeaturesAndDvcRemote"
+    sid       = "WriteDatasets"
     actions   = local.object_write
-    resources = ["${local.features}/*"]
+    resources = ["${local.raw}/datasets/*", "${local.features}/*"]
   }
 
   statement {
-    sid     = "WriteReportsRunStateAndReleaseBundles"
+    sid     = "WriteReportsRunStateBentosAndDvcRemote"
     actions = local.object_write
     resources = [
       "${local.artifacts}/reports/*",
       "${local.artifacts}/dagster/*",
       "${local.artifacts}/releases/*",
+      "${local.artifacts}/bentos/*",
+      "${local.artifacts}/dvc/*",
     ]
+  }
+
+  statement {
+    sid       = "VerifyTheAuditLogWasNeverRewritten"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [local.audit]
   }
 
   statement {
@@ -189,6 +229,42 @@ data "aws_iam_policy_document" "pipeline" {
     sid       = "PublishAlertsToTheEncryptedTopic"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.kms_key_arns["logs"]]
+  }
+
+  statement {
+    sid       = "DeployTheEndpoint"
+    actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
+    resources = [local.serving_service]
+  }
+
+  statement {
+    sid       = "RegisterTaskDefinitionHasNoResourceScope"
+    actions   = ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "TagServingRevisionsItRegisters"
+    actions   = ["ecs:TagResource"]
+    resources = [local.serving_family]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition"]
+    }
+  }
+
+  statement {
+    sid       = "PassOnlyTheServingRoles"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.task["serving"].arn, aws_iam_role.execution.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
   }
 
   statement {
@@ -220,6 +296,12 @@ data "aws_iam_policy_document" "training" {
   }
 
   statement {
+    sid       = "WriteBacktestReportsAndRunState"
+    actions   = local.object_write
+    resources = ["${local.artifacts}/reports/*", "${local.artifacts}/dagster/*"]
+  }
+
+  statement {
     sid       = "ReadAndWriteCheckpoints"
     actions   = concat(local.object_read, local.object_write)
     resources = ["${local.artifacts}/checkpoints/*"]
@@ -235,12 +317,6 @@ data "aws_iam_policy_document" "training" {
 # --- mlflow: the tracking server and model registry ---------------------------------------
 
 data "aws_iam_policy_document" "mlflow" {
-  statement {
-    sid       = "ConnectAsMlflow"
-    actions   = ["rds-db:connect"]
-    resources = ["${local.db_user_arn}/mlflow"]
-  }
-
   statement {
     sid       = "ListArtifacts"
     actions   = local.bucket_list

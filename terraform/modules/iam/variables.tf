@@ -24,8 +24,8 @@ variable "ecr_repository_arns" {
   type        = map(string)
 }
 
-variable "db_resource_id" {
-  description = "DBI resource id of the PostgreSQL instance (rds-db:connect ARNs name it)."
+variable "db_secret_arn" {
+  description = "RDS-managed secret the platform tasks connect to PostgreSQL with (rds module)."
   type        = string
 }
 

@@ -1,7 +1,7 @@
 # PostgreSQL for the Dagster instance (runs, events, schedules) and the MLflow tracking
 # store: encrypted with a customer key, private, Multi-AZ, backed up with PITR, deletion
-# protected, TLS required, IAM authentication on. The master password is generated and
-# rotated by RDS in Secrets Manager: it never passes through Terraform state.
+# protected, TLS required. The master credentials are generated and rotated by RDS in
+# Secrets Manager (never in Terraform state); ECS injects them into the platform tasks.
 
 resource "aws_db_subnet_group" "this" {
   name        = var.name

@@ -18,12 +18,17 @@ output "resource_id" {
   value       = aws_db_instance.this.resource_id
 }
 
+output "database_name" {
+  description = "Database of the Dagster instance (created with the instance)."
+  value       = aws_db_instance.this.db_name
+}
+
 output "database_users" {
-  description = "Users that connect with IAM authentication."
+  description = "Application databases, one per component (dagster, mlflow)."
   value       = var.databases
 }
 
 output "master_user_secret_arn" {
-  description = "Secrets Manager secret RDS keeps the (rotated) master password in; break-glass only."
+  description = "Secrets Manager secret (JSON username, password) RDS keeps and rotates the master credentials in; ECS injects them into the platform tasks."
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
 }

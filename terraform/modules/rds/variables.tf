@@ -87,7 +87,7 @@ variable "backup_retention_days" {
 }
 
 variable "databases" {
-  description = "Application database users that connect with IAM authentication (rds-db:connect); each owns the database of the same name."
+  description = "Application databases, one per component; the Dagster one is created with the instance, mlflow once by an operator (docs/production.md)."
   type        = list(string)
   default     = ["dagster", "mlflow"]
 }
