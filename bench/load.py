@@ -15,9 +15,13 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 
 import aiohttp
 import numpy as np
+
+HURT_S = 0.25
+"""A request that failed or took longer than this was hurt (by a fault, in bench.availability)."""
 
 
 def _body(body) -> bytes | None:
@@ -32,6 +36,8 @@ async def _load(spec: dict) -> dict:
     headers = {"Content-Type": "application/json", **spec.get("headers", {})}
     latencies: list[float] = []
     failures: list[str] = []
+    hurt: list[tuple[float, float, bool]] = []  # (sent, done, ok), epoch s: lined up with faults
+    track = spec.get("track_hurt", False)
     shed = 0  # 503 answers: load turned away by the server's cap on requests in flight
     connector = aiohttp.TCPConnector(limit=spec["connections"], force_close=False)
     deadline = time.perf_counter() + spec["warmup"] + spec["duration"]
@@ -53,10 +59,14 @@ async def _load(spec: dict) -> dict:
             except aiohttp.ClientError as exc:
                 ok, status = False, repr(exc)
             if now >= measure_from:
-                latencies.append(time.perf_counter() - now)
+                took = time.perf_counter() - now
+                latencies.append(took)
                 if not ok:
                     failures.append(str(status))
                     shed += status == 503
+                if track and (not ok or took > HURT_S):
+                    done = time.time()
+                    hurt.append((done - took, done, ok))
 
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -65,11 +75,15 @@ async def _load(spec: dict) -> dict:
     return {
         "requests": len(latencies),
         "rps": len(latencies) / spec["duration"],
+        "ok_rps": (len(latencies) - len(failures)) / spec["duration"],
         "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
         "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
         "failures": len(failures),
         "shed": shed,
         "failure_sample": failures[:3],
+        "failure_kinds": dict(Counter(failures)),
+        "hurt": hurt,
+        "measured_from": time.time() - (time.perf_counter() - measure_from),
     }
 
 

@@ -70,6 +70,8 @@ ADMIN_SOCKET = "frontdoor.sock"
 SPEC_FILE = "bento-spec.json"
 """How the deployer started the live bento (command with ``{port}``, environment, log), 0600."""
 EVENTS_FILE = "events.jsonl"
+SPARE_FILE = "spare.json"
+"""The supervisor's spare bento (pid, start, port, tag): stopped with the deployment."""
 DEPLOYMENT_FILE = "deployment.json"
 LOCK_FILE = "deploy.lock"
 STATUS_PATH = "/_frontdoor"
@@ -126,6 +128,9 @@ class Limits:
     upstream_keepalive_s: float = 4.0
     """Under uvicorn's 5 s keep-alive, so the door rarely picks a connection the bento closes."""
     linger_s: float = 1.0
+    failover_wait_s: float = 3.0
+    """With a supervisor: how long a request whose bento cannot be reached waits for the door
+    to switch to another (the spare takes well under a second) before a 502."""
 
 
 def error_reply(status: int, error: str, reason: str, *extra: tuple[bytes, bytes]) -> Reply:
@@ -182,6 +187,9 @@ class FrontDoor:
         self.connections = 0
         self.session: aiohttp.ClientSession | None = None
         self.fresh: aiohttp.ClientSession | None = None
+        self.supervised = False
+        self.backend_down: asyncio.Event | None = None
+        """Set when a request finds the bento unreachable: the supervisor looks at once."""
 
     def reload(self) -> None:
         path = self.state / BACKEND_FILE
@@ -207,6 +215,7 @@ class FrontDoor:
 
         self.session = session(keepalive_timeout=self.limits.upstream_keepalive_s)
         self.fresh = session(force_close=True)
+        self.backend_down = asyncio.Event()
 
     async def close(self) -> None:
         for session in (self.session, self.fresh):
@@ -235,14 +244,16 @@ class FrontDoor:
         """The bento's answer. A connection is reused only after an answer under 500; one that
         fails before any answer byte (the bento had closed it) is tried once more on a fresh
         connection, whatever the method: a decision is a function of its request, so a retry
-        costs at most a second prediction-log row for a request the bento never answered."""
+        costs at most a second prediction-log row for a request the bento never answered.
+        If the fresh connection fails too, the bento itself is gone: under a supervisor the
+        request waits (``failover_wait_s``) for the switch to another and is sent there."""
         if self.forwarding >= self.limits.max_in_flight:
             self.refused["overloaded"] += 1
             return overloaded(
                 f"{self.forwarding} requests in flight to the bento, the most allowed"
             )
         port = int(self.backend["port"])
-        url = URL(f"http://127.0.0.1:{port}{request.target.decode('latin-1')}", encoded=True)
+        target = request.target.decode("latin-1")
         headers = CIMultiDict(
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in request.headers
@@ -251,9 +262,11 @@ class FrontDoor:
         method = request.method.decode()
         self.forwarding += 1
         self.in_flight[port] += 1
+        session, waited = self.session, False
         try:
-            for session in (self.session, self.fresh):
+            while True:
                 assert session is not None
+                url = URL(f"http://127.0.0.1:{port}{target}", encoded=True)
                 answered = False
                 try:
                     async with session.request(
@@ -273,8 +286,16 @@ class FrontDoor:
                         ]
                         return upstream.status, out, payload
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                    if answered or session is self.fresh:
+                    if answered:
                         return self._failed(port, exc)
+                    if session is self.fresh:
+                        switched = None if waited else await self._switched_from(port)
+                        if switched is None:
+                            return self._failed(port, exc)
+                        self.in_flight[port] -= 1
+                        port, waited = switched, True
+                        self.in_flight[port] += 1
+                    session = self.fresh
                     self.retried += 1
                 except TimeoutError:
                     self.refused["upstream_timeout"] += 1
@@ -285,10 +306,24 @@ class FrontDoor:
                     )
                 except aiohttp.ClientError as exc:
                     return self._failed(port, exc)
-            raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self.forwarding -= 1
             self.in_flight[port] -= 1
+
+    async def _switched_from(self, port: int) -> int | None:
+        """The port the door forwards to once it no longer is ``port``; None if there is no
+        supervisor to switch it or it did not within ``failover_wait_s``."""
+        if not self.supervised or self.backend_down is None:
+            return None
+        self.backend_down.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.failover_wait_s
+        while loop.time() < deadline:
+            now = int(self.backend["port"])
+            if now != port:
+                return now
+            await asyncio.sleep(0.02)
+        return None
 
     def _failed(self, port: int, exc: Exception) -> Reply:
         self.refused["bad_gateway"] += 1
@@ -619,6 +654,21 @@ def _running(pid: int, start: int | None) -> bool:
     return stat_ is not None and stat_[0] not in ("Z", "X") and start in (None, stat_[2])
 
 
+def _locked(state: Path) -> bool:
+    """Whether a deploy (or a restart) holds ``deploy.lock`` now."""
+    try:
+        fd = os.open(state / LOCK_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if this took it
+    return False
+
+
 def _write_json(path: Path, payload: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
@@ -626,47 +676,165 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 class Supervisor:
-    """Starts the live bento again when it dies, as the deployer started it.
+    """Brings the live bento back when it dies, as the deployer started it.
 
-    It watches the PID and start time in ``backend.json``; a dead bento is
-    replaced like a deploy replaces one: start on a fresh port from ``SPEC_FILE``,
-    wait for /readyz, switch, then SIGTERM what is left of the dead one's session.
-    ``deployment.json`` gets the new PID; ``events.jsonl`` gets a line per exit,
-    read by ``serving_health``. A deploy holding ``deploy.lock`` is left to switch
-    the door itself, and a bento that will not come back is retried with backoff.
+    It watches the PID and start time in ``backend.json``. With ``spare``, it keeps a
+    second bento of the live tag started and ready beside it (``SPARE_FILE``), so a
+    dead bento is replaced by switching to the spare, in under a second, instead of
+    the five to ten a cold start takes; a new spare is then started. Without one (or
+    while the spare is still starting) the dead bento is started again from
+    ``SPEC_FILE`` on a fresh port, waited for on /readyz and switched to. Either
+    way what is left of the dead one's session gets SIGTERM, ``deployment.json``
+    gets the new PID and ``events.jsonl`` a ``bento_restarted`` line, read by
+    ``serving_health``. A deploy holding ``deploy.lock`` is left to switch the door
+    itself, and a bento that will not come back is retried with backoff.
     """
 
-    def __init__(self, door: FrontDoor, every_s: float = 0.5, ready_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        door: FrontDoor,
+        every_s: float = 0.5,
+        ready_timeout_s: float = 120.0,
+        spare: bool = False,
+    ):
         self.door = door
         self.every_s = every_s
         self.ready_timeout_s = ready_timeout_s
+        self.keep_spare = spare
         self.children: dict[int, asyncio.subprocess.Process] = {}
         self.failures = 0
+        self.spare: dict | None = None
+        """The spare bento: pid, start, port, bento_tag; ``ready`` once /readyz answered."""
+        self.spare_task: asyncio.Task | None = None
+        self.spare_retry_at = 0.0
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(min(60.0, self.every_s * 4**self.failures))
-            backend = self.door.backend
-            if not backend.get("pid") or _running(backend["pid"], backend.get("start")):
-                self.failures = 0
-                continue
-            try:
-                await self.restart(backend)
-                self.failures = 0
-            except Exception as exc:
-                self.failures += 1
-                self.event(
-                    "bento_restart_failed",
-                    bento_tag=backend.get("bento_tag"),
-                    pid=backend["pid"],
-                    reason=str(exc),
-                )
+        try:
+            while True:
+                await self._pause()
+                backend = self.door.backend
+                if not backend.get("pid"):
+                    continue
+                if _running(backend["pid"], backend.get("start")):
+                    self.failures = 0
+                    if self.keep_spare:
+                        self._tend_spare(backend)
+                    continue
+                try:
+                    await self.restart(backend)
+                    self.failures = 0
+                except Exception as exc:
+                    self.failures += 1
+                    self.event(
+                        "bento_restart_failed",
+                        bento_tag=backend.get("bento_tag"),
+                        pid=backend["pid"],
+                        reason=str(exc),
+                    )
+        finally:  # the door is stopping: so does its spare, and stop_deployment waits for it
+            self.stop_spare(keep_record=True)
+
+    async def _pause(self) -> None:
+        """``every_s``, cut short when a request finds the bento unreachable; backing off
+        (and deaf to requests) while restarts fail."""
+        delay = min(60.0, self.every_s * 4**self.failures)
+        down = self.door.backend_down
+        if self.failures or down is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(down.wait(), delay)
+        down.clear()
 
     def event(self, kind: str, **detail) -> None:
         line = {"time": datetime.now(UTC).isoformat(), "event": kind, **detail}
         with (self.door.state / EVENTS_FILE).open("a") as out:
             out.write(json.dumps(line) + "\n")
         print(f"front door: {line}", flush=True)
+
+    def _spec(self) -> dict:
+        return json.loads((self.door.state / SPEC_FILE).read_text())
+
+    async def _spawn(self, spec: dict) -> tuple[asyncio.subprocess.Process, int, int | None]:
+        """A bento started from the deploy's spec on a fresh port: (process, port, start)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with open(spec["log"], "ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *(arg.replace("{port}", str(port)) for arg in spec["command"]),
+                cwd=spec["cwd"],
+                env=spec["env"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.children[proc.pid] = proc
+        return proc, port, (_proc_stat(proc.pid) or ("", 0, None))[2]
+
+    def _tend_spare(self, live: dict) -> None:
+        """Keeps one ready spare of the live tag: a stale or dead one is stopped and replaced."""
+        if self.spare_task is not None and not self.spare_task.done():
+            return
+        spare = self.spare
+        if spare is not None and (
+            spare["bento_tag"] != live.get("bento_tag")
+            or not _running(spare["pid"], spare["start"])
+        ):
+            self.stop_spare()
+        if self.spare is not None or asyncio.get_running_loop().time() < self.spare_retry_at:
+            return
+        try:
+            spec = self._spec()
+        except (OSError, ValueError):
+            return
+        if spec.get("bento_tag") != live.get("bento_tag") or _locked(self.door.state):
+            return  # a deploy is under way: its new tag gets the spare
+        self.spare_task = asyncio.create_task(self._start_spare(spec))
+
+    async def _start_spare(self, spec: dict) -> None:
+        """Never raises: a spare that cannot start is an event and a retry in 30 s."""
+        try:
+            proc, port, began = await self._spawn(spec)
+            spare = {"pid": proc.pid, "start": began, "port": port, "bento_tag": spec["bento_tag"]}
+            self.spare = spare
+            _write_json(self.door.state / SPARE_FILE, spare)  # found by stop_deployment
+            if await self._ready(proc, port):
+                spare["ready"] = True
+                _write_json(self.door.state / SPARE_FILE, spare)
+                return
+            reason = f"not ready within {self.ready_timeout_s:.0f} s; see {spec['log']}"
+        except (OSError, KeyError) as exc:
+            reason = str(exc)
+        self.stop_spare()
+        self.spare_retry_at = asyncio.get_running_loop().time() + 30
+        self.event("spare_failed", bento_tag=spec.get("bento_tag"), reason=reason)
+
+    def stop_spare(self, keep_record: bool = False) -> None:
+        if self.spare_task is not None and not self.spare_task.done():
+            self.spare_task.cancel()
+        spare, self.spare = self.spare, None
+        if spare is not None and _running(spare["pid"], spare["start"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(spare["pid"], signal.SIGTERM)
+        if not keep_record:
+            with contextlib.suppress(FileNotFoundError):
+                (self.door.state / SPARE_FILE).unlink()
+
+    async def _take_spare(self, tag: str) -> dict | None:
+        """The spare, ready, for the dead bento's tag; one still starting is waited for."""
+        if self.spare_task is not None and not self.spare_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.spare_task)  # a cold start would take longer
+        spare = self.spare
+        if spare is None or not spare.get("ready") or spare["bento_tag"] != tag:
+            return None
+        if not _running(spare["pid"], spare["start"]):
+            return None
+        self.spare = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.door.state / SPARE_FILE).unlink()
+        return spare
 
     async def restart(self, dead: dict) -> None:
         state = self.door.state
@@ -683,34 +851,26 @@ class Supervisor:
                 return  # a deploy switched the door meanwhile
             child = self.children.pop(dead["pid"], None)
             exit_code = None if child is None else await child.wait()
-            spec = json.loads((state / SPEC_FILE).read_text())
+            spec = self._spec()
             if spec.get("bento_tag") != dead.get("bento_tag"):
                 raise RuntimeError(
                     f"{state / SPEC_FILE} starts {spec.get('bento_tag')}, not the live "
                     f"{dead.get('bento_tag')}; the next deploy will write one"
                 )
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            with open(spec["log"], "ab") as log:
-                proc = await asyncio.create_subprocess_exec(
-                    *(arg.replace("{port}", str(port)) for arg in spec["command"]),
-                    cwd=spec["cwd"],
-                    env=spec["env"],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self.children[proc.pid] = proc
-            began = (_proc_stat(proc.pid) or ("", 0, None))[2]
-            if not await self._ready(proc, port):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                raise RuntimeError(
-                    f"the restarted bento (pid {proc.pid}, port {port}) did not get ready "
-                    f"within {self.ready_timeout_s:.0f} s; see {spec['log']}"
-                )
-            backend = {**dead, "port": port, "pid": proc.pid, "start": began}
+            spare = await self._take_spare(spec["bento_tag"])
+            if spare is not None:
+                pid, port, began, how = spare["pid"], spare["port"], spare["start"], "spare"
+            else:
+                proc, port, began = await self._spawn(spec)
+                pid, how = proc.pid, "cold start"
+                if not await self._ready(proc, port):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    raise RuntimeError(
+                        f"the restarted bento (pid {proc.pid}, port {port}) did not get ready "
+                        f"within {self.ready_timeout_s:.0f} s; see {spec['log']}"
+                    )
+            backend = {**dead, "port": port, "pid": pid, "start": began}
             _write_json(state / BACKEND_FILE, backend)
             self.door.backend = backend
             recorded = self._record(dead, backend)
@@ -720,7 +880,8 @@ class Supervisor:
                 bento_tag=dead.get("bento_tag"),
                 pid=dead["pid"],
                 exit_code=exit_code,
-                restart={"pid": proc.pid, "port": port},
+                restart={"pid": pid, "port": port},
+                how=how,
             )
         finally:
             os.close(fd)
@@ -797,7 +958,14 @@ def admin_socket(state: Path) -> Path:
     return path
 
 
-async def serve(host: str, port: int, state: Path, limits: Limits, supervise: bool = False) -> None:
+async def serve(
+    host: str,
+    port: int,
+    state: Path,
+    limits: Limits,
+    supervise: bool = False,
+    spare: bool = False,
+) -> None:
     private_state(state)
     door = FrontDoor(state, limits)
     door.reload()
@@ -815,7 +983,8 @@ async def serve(host: str, port: int, state: Path, limits: Limits, supervise: bo
     finally:
         os.umask(old_umask)
     os.chmod(sock, 0o600)
-    supervisor = asyncio.create_task(Supervisor(door).run()) if supervise else None
+    door.supervised = supervise
+    supervisor = asyncio.create_task(Supervisor(door, spare=spare).run()) if supervise else None
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, door.reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -826,6 +995,8 @@ async def serve(host: str, port: int, state: Path, limits: Limits, supervise: bo
     finally:
         if supervisor is not None:
             supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor  # stops its spare
         public.close()
         admin.close()
         with contextlib.suppress(FileNotFoundError):
@@ -851,6 +1022,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help=f"start the bento in backend.json again if it dies, from {SPEC_FILE}",
     )
+    parser.add_argument(
+        "--spare",
+        action="store_true",
+        help="with --supervise: keep a second bento ready, switched to if the live one dies",
+    )
     args = parser.parse_args(argv)
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
     factory = None
@@ -859,7 +1035,7 @@ def main(argv: list[str] | None = None) -> None:
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(args.host, args.port, args.state, limits, args.supervise))
+        runner.run(serve(args.host, args.port, args.state, limits, args.supervise, args.spare))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ What each task's environment carries (Terraform's ``modules/ecs`` sets them):
 ==================================  =====================================================
 TRADEOPS_S3_RAW                     s3://bucket[/prefix] of market_bars
 TRADEOPS_S3_FEATURES                s3://bucket[/prefix] of every other dataset
-TRADEOPS_S3_ARTIFACTS               reports/, dvc/ (the DVC remote), bentos/
+TRADEOPS_S3_ARTIFACTS               reports/, dvc/ (the DVC remote), bentos/, training/
 TRADEOPS_S3_PREDICTIONS             the prediction log under predictions/
 TRADEOPS_S3_AUDIT                   s3://bucket/prefix of the audit log (Object Lock)
 TRADEOPS_DATA_KMS_KEY_ID            the data key: SSE-KMS on every write
@@ -40,9 +40,10 @@ from resources.s3_stores import (
     S3MarketData,
     S3PredictionLogStore,
     S3ReportStore,
+    S3TrainingWorkspace,
 )
 from resources.secrets import PUBLIC_KEY_ENV, SIGNING_KEY_ENV, EnvSecrets
-from resources.tracking import TrainingWorkspace, mlflow_server_resource
+from resources.tracking import mlflow_server_resource
 
 S3_RAW = "TRADEOPS_S3_RAW"
 S3_FEATURES = "TRADEOPS_S3_FEATURES"
@@ -102,7 +103,12 @@ def prod_resources(deployment: Deployment) -> dict:
             ui_url=deployment.mlflow_ui,
             dagster_ui_url=deployment.dagster_ui,
         ),
-        "training": TrainingWorkspace(root=str(scratch / "training")),
+        "training": S3TrainingWorkspace(
+            root=str(scratch / "training"),
+            location=dg.EnvVar(S3_ARTIFACTS),
+            kms_key_id=kms,
+            s3=s3,
+        ),
         "reports": S3ReportStore(
             root=str(scratch / "reports"), location=dg.EnvVar(S3_ARTIFACTS), kms_key_id=kms, s3=s3
         ),

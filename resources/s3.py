@@ -6,6 +6,9 @@ version or write an object in the clear. Keys are versioned by content hash or b
 (``versioned_name``); a refused put of the same bytes is the same version, stored
 already; a refused put of other bytes is an error that names the key. The buckets also
 keep S3 versioning on (Terraform), a second wall against a writer outside this code.
+The one exception is ``ObjectStore.put_replacing``, for scratch state that only a later
+attempt of the same run reads (training checkpoints): never a record, still SSE-KMS, and
+versioning keeps what it replaces.
 
 Locations are ``s3://bucket/prefix`` strings, read from the environment through
 ``dg.EnvVar`` by the resources that hold them; credentials are never configuration
@@ -206,6 +209,28 @@ class ObjectStore(S3Reader):
                 "is never overwritten"
             )
         raise StorageError(f"put s3://{bucket}/{key}: concurrent writers kept conflicting")
+
+    def put_replacing(self, bucket: str, key: str, body: bytes) -> None:
+        """Stores ``body`` at ``key`` whether or not it exists: the newest version is the state.
+
+        A training checkpoint changes at every save under one key, which the next attempt of
+        the run must find without listing; ``put_new`` would refuse the second save.
+        """
+        if self.lock_days:
+            raise ConfigError(f"s3://{bucket}/{key}: a store under Object Lock only adds objects")
+        try:
+            self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/octet-stream",
+                ServerSideEncryption=KMS,
+                SSEKMSKeyId=self.kms_key_id,
+            )
+        except ClientError as exc:
+            raise StorageError(f"put s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"put s3://{bucket}/{key} failed: {exc}") from exc
 
 
 def object_store(s3_resource: Any, kms_key_id: str, lock_days: int | None = None) -> ObjectStore:

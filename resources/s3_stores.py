@@ -4,9 +4,10 @@ Each class here is the S3 twin of a local resource and keeps its contract, so no
 changes with the deployment: ``S3DatasetStore`` (datasets and the DVC remote),
 ``S3ReportStore`` (backtest reports, the ledger and the gate's verdicts),
 ``S3PredictionLogStore`` (the endpoint's decisions), ``S3AuditTrail`` (the hash-chained
-audit log in an Object Lock bucket) and ``S3MarketData`` (an ``s3://bucket/prefix``
-market source). Every write goes through ``resources.s3.ObjectStore``: SSE-KMS on each
-put, and a key is never written twice with other bytes.
+audit log in an Object Lock bucket), ``S3MarketData`` (an ``s3://bucket/prefix``
+market source) and ``S3TrainingWorkspace`` (checkpoints that outlive a Spot task). Every
+write goes through ``resources.s3.ObjectStore``: SSE-KMS on each put, and a key is never
+written twice with other bytes, save a training checkpoint (``put_replacing``).
 
 This module imports dagster-aws, which takes seconds to load; only ``resources.prod``
 imports it, so the local deployment never pays for it.
@@ -20,7 +21,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +47,10 @@ from resources.s3 import (
     split_url,
     versioned_name,
 )
+from resources.tracking import TrainingWorkspace
 from tradeops_assets.core import sources
 from tradeops_assets.core.audit import Anchor, AuditLog, Verification, _digest
-from tradeops_assets.core.errors import AuditError, SnapshotError
+from tradeops_assets.core.errors import AuditError, ConfigError, SnapshotError
 from tradeops_assets.core.prediction_log import JOURNAL_DIR, JOURNAL_SUFFIX, read_log
 from tradeops_assets.core.promotion import GateDecision
 from tradeops_assets.core.summary import BacktestSummary
@@ -65,6 +67,8 @@ VERIFY_ATTEMPTS = 4
 _HASH = re.compile(r"[0-9a-f]{64}")
 AUDIT_RETENTION_DAYS = 2557
 """Seven years, as the audit bucket's default retention in Terraform."""
+TRAINING_PREFIX = "training"
+"""Under the artifacts location: ``training/<root run id>/...``, the training role's own."""
 
 
 def _md5(body: bytes) -> str:
@@ -502,3 +506,69 @@ class S3MarketData(MarketDataResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         client = self.s3.get_client()
         sources.register_object_reader("s3", lambda: S3Reader(client))
+
+
+class S3TrainingWorkspace(TrainingWorkspace):
+    """Training folders whose checkpoints outlive the task: the prod ``training`` resource.
+
+    Training runs on GPU Spot capacity; a reclaimed instance takes the task's scratch
+    folder (``root``) with it and the retry starts in a new task. So each checkpoint,
+    once whole, is copied to ``<location>/training/<run>/<folder>/checkpoint.zip`` under
+    SSE-KMS, and handing out a run's folder first brings back what S3 holds for it: the
+    retry resumes from the newest copy. A file already in the local folder is kept, as it
+    is at least as new as its copy (a copy follows each save).
+    """
+
+    location: str = Field(description="s3://bucket/prefix; checkpoints under <location>/training")
+    kms_key_id: str = Field(description="the KMS key every checkpoint is encrypted with")
+    s3: S3Resource
+
+    def _where(self) -> S3Url:
+        return S3Url.parse(self.location, "the training checkpoints location").child(
+            TRAINING_PREFIX
+        )
+
+    def run_dir(self, run_id: str, seed: int) -> Path:
+        folder = super().run_dir(run_id, seed)
+        self._restore(run_id, folder)
+        return folder
+
+    def walk_forward_dir(self, run_id: str) -> Path:
+        folder = super().walk_forward_dir(run_id)
+        self._restore(run_id, folder)
+        return folder
+
+    def checkpoint_hook(self, run_id: str) -> Callable[[Path], None]:
+        store, where = object_store(self.s3, self.kms_key_id), self._where()
+
+        def keep(path: Path) -> None:
+            key = where.key(run_id, self._under_run(run_id, path))
+            store.put_replacing(where.bucket, key, Path(path).read_bytes())
+
+        return keep
+
+    def _under_run(self, run_id: str, path: Path) -> str:
+        run_root = Path(self.root).resolve() / run_id
+        try:
+            return Path(path).resolve().relative_to(run_root).as_posix()
+        except ValueError:
+            raise ConfigError(
+                f"checkpoint {path} is outside run {run_id}'s training folder {run_root}"
+            ) from None
+
+    def _restore(self, run_id: str, folder: Path) -> None:
+        """Each file S3 holds under ``folder`` that the folder lacks, written whole or not at all.
+
+        A half-written file would be read as a corrupt checkpoint by the next attempt.
+        """
+        store, where = object_store(self.s3, self.kms_key_id), self._where()
+        prefix = where.key(run_id, self._under_run(run_id, folder))
+        for key in store.keys(where.bucket, prefix):
+            local = folder / key[len(prefix) :].lstrip("/")
+            if local.exists():
+                continue
+            body = store.require(where.bucket, key, "training checkpoint")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.tmp")
+            tmp.write_bytes(body)
+            os.replace(tmp, local)

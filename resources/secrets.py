@@ -69,6 +69,16 @@ class DevSecrets(Secrets):
     def path(self, name: str) -> Path:
         return Path(self.root) / name
 
+    @classmethod
+    def holding(cls, root: str | Path, pair: DevKeypair, api_token: str) -> "DevSecrets":
+        """Secrets of a given key pair and token (tests and the bench know theirs)."""
+        Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
+        secrets_ = cls(root=str(root))
+        _write_secret(secrets_.path(PUBLIC_KEY), pair.public_b64)
+        _write_secret(secrets_.path(SIGNING_KEY), pair.private_pem.decode())
+        _write_secret(secrets_.path(API_TOKEN), api_token)
+        return secrets_
+
     def _read(self, name: str) -> str:
         if not self.path(name).exists():
             self._create()

@@ -42,6 +42,7 @@ from resources.frontdoor import (
     DEPLOYMENT_FILE,
     EVENTS_FILE,
     LOCK_FILE,
+    SPARE_FILE,
     SPEC_FILE,
     STATUS_PATH,
 )
@@ -298,6 +299,11 @@ def stop_deployment(root: str | Path) -> None:
         start=state.get("bento_start"),
         known=state.get("bento_processes", []),
     )
+    spare = Path(root) / SPARE_FILE  # the door stops its spare; not if it was killed
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(spare.read_text())
+        stop_group(recorded.get("pid"), start=recorded.get("start"))
+        spare.unlink()
 
 
 def package_elsewhere(
@@ -477,6 +483,8 @@ class LocalServing(ServingTarget):
     drain_timeout_s: float = 30.0
     lock_timeout_s: float = 600.0
     """How long a deploy waits for another deploy to the same folder to finish."""
+    spare: bool = True
+    """Keep a second bento of the live tag ready: a bento that dies is replaced at once."""
 
     @property
     def folder(self) -> Path:
@@ -575,6 +583,7 @@ class LocalServing(ServingTarget):
                     *("--max-body-bytes", str(self.max_body_bytes)),
                     *("--max-in-flight", str(self.max_in_flight)),
                     "--supervise",
+                    *(["--spare"] if self.spare else []),
                 ],
                 cwd=REPO_ROOT,
                 env=serving_env(),

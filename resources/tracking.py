@@ -7,6 +7,7 @@ then hands over to dagster-mlflow's own ``MlFlow`` run handling. Assets see a
 ``TrainingRun`` and call its methods; none of them calls MLflow itself.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,7 +120,12 @@ def mlflow_server_resource(tracking_uri_env: str) -> dg.ResourceDefinition:
 
 
 class TrainingWorkspace(dg.ConfigurableResource):
-    """Where training runs keep checkpoints; a retried run resumes from its own folder."""
+    """Where training runs keep checkpoints; a retried run resumes from its own folder.
+
+    Locally the folder outlives any retry, so checkpoints need no copy elsewhere: the
+    hook is None. The prod twin (``resources.s3_stores.S3TrainingWorkspace``) keeps them
+    on S3, because a reclaimed Spot task takes its folder with it.
+    """
 
     root: str
 
@@ -128,3 +134,7 @@ class TrainingWorkspace(dg.ConfigurableResource):
 
     def walk_forward_dir(self, run_id: str) -> Path:
         return Path(self.root) / run_id / "walk-forward"
+
+    def checkpoint_hook(self, run_id: str) -> Callable[[Path], None] | None:
+        """What ``core.training.train`` calls with each checkpoint of ``run_id``'s folders."""
+        return None

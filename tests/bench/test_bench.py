@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from bench import run
 
 
@@ -54,7 +56,20 @@ def test_bench_writes_results_and_report_in_the_agreed_shape(tmp_path):
         assert results[metric]["value"] > 0
         assert results[metric]["peer_value"] > 0
     assert "(0 failed)" in results["serve_predict_rps"]["detail"]
+    for metric in (
+        "serve_batch_arrow_decisions_per_s",
+        "serve_predict_ceiling_share",
+        "serve_predict_rps_at_4_share",
+        "serve_door_throughput_share",
+        "serve_door_added_p99_ms",
+    ):
+        assert metric in results, metric
     report = (tmp_path / "BENCHMARKS.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| `features_rows_per_s`"))
+    verdict = run.GOALS["features_rows_per_s"].verdict(feats)
+    assert f"| {verdict} |" in row
+    judged = sum(name in run.GOALS for name in results)
+    assert f"- goals met: {report.count('| met |')} of {judged} measured" in report
     assert "features_rows_per_s" in report
     refreshed = next(line for line in report.splitlines() if "refreshed by this run" in line)
     assert "`features_rows_per_s`" in refreshed
@@ -84,3 +99,23 @@ def test_the_comparison_says_how_many_times_better_whichever_way_is_better():
     behind = run._advantage({"value": 489.2, "unit": "ms at 64 connections", "peer_value": 405.3})
     assert behind < 1  # a slower p99 than the peer's reads as behind, not ahead
     assert run._advantage({"value": 30.0, "unit": "rows/s", "peer_value": 10.0}) == 3.0
+
+
+def test_a_goal_is_met_only_inside_every_bound():
+    both = run.Goal("≥ 30M rows/s and ≥ 3x pandas", at_least=30e6, peer_ratio_at_least=3)
+    assert both.verdict({"value": 31e6, "peer_value": 10e6}) == "met"
+    assert both.verdict({"value": 31e6, "peer_value": 11e6}) == "**missed**"  # 2.8x
+    assert both.verdict({"value": 29e6, "peer_value": 1e6}) == "**missed**"
+    assert both.verdict({"value": 31e6, "peer_value": 0}) == "**missed**"  # no peer figure
+    ceiling = run.Goal("≤ 5 s", at_most=5)
+    assert ceiling.verdict({"value": 5.0}) == "met"
+    assert ceiling.verdict({"value": 5.01}) == "**missed**"
+
+
+def test_recovery_is_timed_from_the_kill_to_the_last_request_it_hurt():
+    from bench.availability import _recovery
+
+    hurt = [(9.0, 9.5, False), (10.1, 10.2, False), (10.0, 12.9, True), (19.0, 20.4, False)]
+    assert _recovery(hurt, killed=10.0, until=20.0) == pytest.approx(2.9)  # held, then answered
+    assert _recovery(hurt, killed=13.0, until=20.0) == 0.0  # nothing hurt after it
+    assert _recovery(hurt, killed=20.0, until=30.0) == pytest.approx(0.4)  # in flight at the kill

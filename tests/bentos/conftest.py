@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from bentos.trading_policy.settings import ServeSettings
-from resources.secrets import API_TOKEN, PUBLIC_KEY, SIGNING_KEY, DevSecrets
+from resources.secrets import DevSecrets
 from resources.serving import BentoProcess, bento_env, free_port, package_elsewhere
 from tradeops_assets.core import features, signing, synthetic, tokens
 from tradeops_assets.core.bundle import write_bundle
@@ -89,14 +89,7 @@ def server_env(
 
 def secrets_of(keypair: signing.DevKeypair, root: Path) -> DevSecrets:
     """Dev secrets holding this test's key pair and token, as the deployer reads them."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, value in (
-        (SIGNING_KEY, keypair.private_pem.decode()),
-        (PUBLIC_KEY, keypair.public_b64),
-        (API_TOKEN, TOKEN),
-    ):
-        (root / name).write_text(value)
-    return DevSecrets(root=str(root))
+    return DevSecrets.holding(root, keypair, TOKEN)
 
 
 def package(bento_home: Path, bundle: Path, key: signing.DevKeypair, tmp: Path, *args) -> dict:

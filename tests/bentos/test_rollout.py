@@ -1,5 +1,6 @@
 """policy_deployment's swap, run for real: two bentos, the front door, traffic throughout."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from resources.frontdoor import SPARE_FILE
 from resources.serving import DeployError, LocalServing, alive, free_port, running
 from tests.bentos.conftest import TOKEN, package, request_for, secrets_of
 from tradeops_assets.core import signing
@@ -196,8 +198,34 @@ def test_a_deployment_is_bounded_at_its_door_and_stopped_whole(target, packaged,
     assert not running(record["front_door_pid"], record["front_door_start"])
 
 
-def test_a_bento_that_dies_is_started_again_by_the_front_door(target, packaged, policy_bundle):
+def spare_of(target: LocalServing, timeout: float = 120) -> dict:
+    """The supervisor's spare, once ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            spare = json.loads((target.folder / SPARE_FILE).read_text())
+            if spare.get("ready") and spare["bento_tag"] == target.current()["bento_tag"]:
+                return spare
+        assert time.monotonic() < deadline, "no spare got ready"
+        time.sleep(0.2)
+
+
+def kill_whole(pid: int) -> None:
+    """SIGKILL a bento and every process it started (its workers leave its group)."""
+    import psutil
+
+    arbiter = psutil.Process(pid)
+    for process in [*arbiter.children(recursive=True), arbiter]:
+        os.kill(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("spare", [False, True], ids=["cold", "spare"])
+def test_a_bento_that_dies_is_started_again_by_the_front_door(
+    target, packaged, policy_bundle, spare
+):
+    target = target.model_copy(update={"spare": spare})  # the fixture stops the same folder
     record = target.deploy(packaged["bento_tag"], "champion", {})
+    standby = spare_of(target) if spare else None
     os.kill(record["bento_pid"], signal.SIGKILL)  # a crash: nothing is told, nothing drains
     deadline = time.monotonic() + 180
     while target.current()["bento_pid"] == record["bento_pid"]:
@@ -211,6 +239,12 @@ def test_a_bento_that_dies_is_started_again_by_the_front_door(target, packaged, 
     assert event["event"] == "bento_restarted"
     assert event["pid"] == record["bento_pid"]
     assert event["restart"] == {"pid": now["bento_pid"], "port": now["bento_port"]}
+    assert event["how"] == ("spare" if spare else "cold start")
+    if standby is not None:
+        assert (now["bento_pid"], now["bento_port"]) == (standby["pid"], standby["port"])
+        assert spare_of(target)["pid"] != standby["pid"]  # and a new spare after it
+    else:
+        assert not (target.folder / SPARE_FILE).exists()
     answer = httpx.post(
         f"{target.url}/predict",
         json=request_for(policy_bundle[1], "SYN0002", 100),
@@ -219,6 +253,39 @@ def test_a_bento_that_dies_is_started_again_by_the_front_door(target, packaged, 
     assert answer.status_code == 200
     while any(running(pid, start) for pid, start in record["bento_processes"]):
         assert time.monotonic() < deadline, "the dead bento's workers outlived the restart"
+        time.sleep(0.2)
+
+
+def test_a_whole_bento_killed_under_load_fails_no_request_and_its_spare_is_stopped_with_it(
+    target, packaged, second_bento, policy_bundle
+):
+    """SIGKILL the bento and its workers mid-traffic: requests that find it gone wait for the
+    switch to the spare (well under a second) and none fails; a deploy of another tag gets a
+    spare of that tag; stopping the deployment stops the spare too."""
+    deployed = target.deploy(packaged["bento_tag"], "champion", {})
+    standby = spare_of(target)
+    body = request_for(policy_bundle[1], "SYN0001", 100)
+    with Traffic(target.url, body, connections=16) as traffic:
+        traffic.wait_for(100)
+        kill_whole(deployed["bento_pid"])
+        deadline = time.monotonic() + 60
+        while target.current()["bento_pid"] == deployed["bento_pid"]:
+            assert time.monotonic() < deadline, target.events()
+            time.sleep(0.05)
+        traffic.wait_for(len(traffic.versions) + 300)
+    assert target.current()["bento_pid"] == standby["pid"]
+    assert set(traffic.statuses) == {200}, (traffic.statuses, traffic.errors[:3])
+    assert not traffic.errors
+    assert target.front_door_status()["retried"] > 0  # some found it gone, and waited
+    replaced = spare_of(target)
+    target.deploy(second_bento["bento_tag"], "champion", {})
+    newer = spare_of(target)
+    assert newer["bento_tag"] == second_bento["bento_tag"]
+    assert not running(replaced["pid"], replaced["start"])  # the old tag's spare went
+    target.stop()
+    deadline = time.monotonic() + 30
+    while running(newer["pid"], newer["start"]):
+        assert time.monotonic() < deadline, "the spare outlived its deployment"
         time.sleep(0.2)
 
 
