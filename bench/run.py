@@ -55,6 +55,7 @@ GOALS = {
     "backtest_bars_per_s": Goal("≥ 1M bars/s on 2 cores, policy in the loop", at_least=1e6),
     "pnl_bars_per_s": Goal("≥ 50M bars/s on 2 cores", at_least=50e6),
     "serve_predict_rps": Goal("≥ 2,000 requests/s on one serving core", at_least=2000),
+    "serve_predict_columnar_rps": Goal("≥ 2,000 requests/s on one serving core", at_least=2000),
     "serve_predict_ceiling_share": Goal("≥ 70% of /livez on the same core", at_least=70),
     "serve_predict_p99_ms": Goal("≤ 50 ms at 64 connections", at_most=50),
     "serve_predict_p99_ms_at_256": Goal("≤ 300 ms at 256 connections", at_most=300),

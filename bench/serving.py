@@ -480,6 +480,15 @@ def _results(
             f"columns {pc_ours['rps']:,.0f}/s at {cc_ours} connections "
             f"({pc_ours['rps'] / ceiling['rps']:.0%}).{door} {detail}",
         },
+        "serve_predict_columnar_rps": {
+            "value": round(pc_ours["rps"]),
+            "unit": "requests/s",
+            "peer": "mlflow models serve, same policy (observations in, no features)",
+            "peer_value": round(p_peer["rps"]),
+            "detail": f"the same requests with bars as columns; best at {cc_ours} connections; "
+            f"p99 {ours[f'predict_columnar@{at}']['p99_ms']:.1f} ms at {at} connections, "
+            f"{ours[f'predict_columnar@{most}']['p99_ms']:.1f} ms at {most}",
+        },
         "serve_predict_p99_ms": {
             "value": round(at64_ours["p99_ms"], 1),
             "unit": f"ms at {at} connections",

@@ -395,6 +395,13 @@ def _envelope(raw: Any, bundle: PolicyBundle) -> tuple[str, float, Any]:
         extra = next(str(key) for key in raw if key not in REQUEST_FIELDS)
         raise RequestError(extra[:64], _unknown(REQUEST_FIELDS))
     symbol = raw["symbol"]
+    _check_symbol(symbol, bundle)
+    position = _number(raw["position"], "position")
+    _check_position(position)
+    return symbol, position, raw["bars"]
+
+
+def _check_symbol(symbol: Any, bundle: PolicyBundle) -> None:
     if type(symbol) is not str or not SYMBOL_PATTERN.fullmatch(symbol):
         raise RequestError(
             "symbol",
@@ -403,10 +410,11 @@ def _envelope(raw: Any, bundle: PolicyBundle) -> tuple[str, float, Any]:
         )
     if bundle.symbols and symbol not in bundle.symbols:
         raise RequestError("symbol", f"{symbol!r} is not one this policy was trained for")
-    position = _number(raw["position"], "position")
+
+
+def _check_position(position: float) -> None:
     if not -1.0 <= position <= 1.0:
         raise RequestError("position", f"must be within [-1, 1], got {position}")
-    return symbol, position, raw["bars"]
 
 
 def _check_length(n: int, bundle: PolicyBundle, limits: Limits) -> None:

@@ -27,12 +27,14 @@ from tradeops_assets.core.features import OHLCV
 from tradeops_assets.core.request import (
     _EPOCH_SECONDS_LIMIT,
     COLUMNS,
-    SYMBOL_PATTERN,
     Limits,
     ParsedRequest,
     _check_length,
     _check_order,
+    _check_position,
+    _check_symbol,
     _check_values,
+    _quiet,
     _timestamps_us,
 )
 from tradeops_assets.core.schemas import TIMESTAMP
@@ -171,32 +173,16 @@ def parse(
                 f"{int(offsets[0][i + 1] - offsets[0][i])}",
             )
     lengths = np.diff(offsets[0])
-    total = 0
-    for i, (symbol, position, length) in enumerate(
-        zip(symbols, positions.tolist(), lengths.tolist(), strict=True)
+    ends = np.cumsum(lengths)
+    fits = (lengths >= bundle.min_bars) & (lengths <= limits.max_bars)
+    in_range = (positions >= -1.0) & (positions <= 1.0)  # a NaN is neither
+    if not (
+        fits.all()
+        and in_range.all()
+        and ends[-1] <= limits.max_batch_bars
+        and all(_quiet(_check_symbol, symbol, bundle) for symbol in set(symbols))
     ):
-        where = f"{path}[{i}]"
-        if not SYMBOL_PATTERN.fullmatch(symbol):
-            raise RequestError(
-                f"{where}.symbol",
-                "must be 1-32 characters: letters, digits and . _ : / ^ = -, starting with a "
-                "letter or digit",
-            )
-        if bundle.symbols and symbol not in bundle.symbols:
-            raise RequestError(
-                f"{where}.symbol", f"{symbol!r} is not one this policy was trained for"
-            )
-        if not -1.0 <= position <= 1.0:
-            raise RequestError(f"{where}.position", f"must be within [-1, 1], got {position}")
-        try:
-            _check_length(length, bundle, limits)
-        except RequestError as exc:
-            raise exc.within(where) from None
-        total += length
-        if total > limits.max_batch_bars:
-            raise RequestError(
-                path, f"at most {limits.max_batch_bars} bars across a batch, got more by [{i}]"
-            )
+        _refuse_first(path, symbols, positions, lengths, ends, bundle, limits)
     values = [column.flatten() for column in lists]
     field = _namer(path, lengths)
     for key, flat in zip(COLUMNS, values, strict=True):
@@ -217,6 +203,21 @@ def parse(
             symbols, positions.tolist(), lengths.tolist(), ends.tolist(), strict=True
         )
     ]
+
+
+def _refuse_first(path, symbols, positions, lengths, ends, bundle, limits) -> None:
+    """The first request refused, named and worded as the JSON path words it."""
+    for i, symbol in enumerate(symbols):
+        try:
+            _check_symbol(symbol, bundle)
+            _check_position(float(positions[i]))
+            _check_length(int(lengths[i]), bundle, limits)
+        except RequestError as exc:
+            raise exc.within(f"{path}[{i}]") from None
+        if ends[i] > limits.max_batch_bars:
+            raise RequestError(
+                path, f"at most {limits.max_batch_bars} bars across a batch, got more by [{i}]"
+            )
 
 
 def _namer(path: str, lengths: np.ndarray):

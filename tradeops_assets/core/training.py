@@ -8,14 +8,20 @@ and ends at the same step count with the same weights as a run never killed: the
 checkpoint holds the env's and every random generator's state beside the model.
 (Off-policy algorithms resume with an empty replay buffer, so they end at the same
 step count but not bit for bit.)
+
+A checkpoint on a local disk dies with the machine (a reclaimed Spot instance), so
+``train`` hands each checkpoint, once complete, to an optional ``on_checkpoint``
+hook that can copy it somewhere that outlives the task; core knows no store.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +39,43 @@ from tradeops_assets.core.schemas import SYMBOL
 from tradeops_assets.core.windows import Window
 
 CHECKPOINT = "checkpoint.zip"
+
+CheckpointHook = Callable[[Path], None]
+_AMBIENT_HOOK: contextvars.ContextVar[CheckpointHook | None] = contextvars.ContextVar(
+    "tradeops_checkpoint_hook", default=None
+)
+
+
+@contextlib.contextmanager
+def on_checkpoints(hook: CheckpointHook | None) -> Iterator[None]:
+    """``hook`` for every ``train`` in the block that was given none.
+
+    Callers that train through code taking no hook (the walk-forward folds of
+    ``core.walk_forward``) still get their checkpoints copied off the machine.
+    """
+    token = _AMBIENT_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _AMBIENT_HOOK.reset(token)
+
+
+def _call_hook(hook: CheckpointHook | None, path: Path) -> None:
+    """Calls ``hook`` with every random generator put back as it was afterwards.
+
+    A hook that draws random numbers (an S3 client's retry jitter draws from Python's
+    ``random``) would otherwise shift the rest of the run, and a run with the hook
+    would stop matching one without it.
+    """
+    if hook is None:
+        return
+    python, numpy, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        hook(path)
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(torch_state)
 
 
 @dataclass(frozen=True)
@@ -90,12 +133,12 @@ class CheckpointCallback(BaseCallback):
 
     At the start of a rollout the previous update is complete, so a checkpoint is an
     exact point to continue from; a killed run loses at most ``every`` steps (rounded
-    up to a whole rollout).
+    up to a whole rollout). ``on_checkpoint`` gets the path once the file is whole.
     """
 
-    def __init__(self, path: Path, every: int):
+    def __init__(self, path: Path, every: int, on_checkpoint: CheckpointHook | None = None):
         super().__init__()
-        self.path, self.every = path, every
+        self.path, self.every, self.on_checkpoint = path, every, on_checkpoint
         self._last = 0
 
     def _on_training_start(self) -> None:
@@ -105,6 +148,7 @@ class CheckpointCallback(BaseCallback):
         if self.num_timesteps - self._last >= self.every:
             self._last = self.num_timesteps
             save_atomically(self.model, self.path)
+            _call_hook(self.on_checkpoint, self.path)
 
     def _on_step(self) -> bool:
         return True
@@ -175,11 +219,16 @@ def train(
     window: Window,
     workdir: Path,
     report: Callable[[int, float, float], None] | None = None,
+    on_checkpoint: CheckpointHook | None = None,
 ) -> TrainResult:
     """Trains on ``frame`` (market_features) inside ``window``; resumes from workdir's checkpoint.
 
     Feature scaling is fitted on the window's rows only, so nothing later leaks into it.
+    ``on_checkpoint`` (or, if None, the one ``on_checkpoints`` set) is called after every
+    checkpoint, the last one included.
     """
+    if on_checkpoint is None:
+        on_checkpoint = _AMBIENT_HOOK.get()
     torch.use_deterministic_algorithms(True)
     normaliser = fit_normaliser(frame, window)
     arrays = MarketArrays.from_features(frame, normaliser)
@@ -193,13 +242,14 @@ def train(
     else:
         model, resumed_from = make_model(config, env), 0
     curve = EpisodeReturns()
-    callbacks = [curve, CheckpointCallback(checkpoint, config.checkpoint_every)]
+    callbacks = [curve, CheckpointCallback(checkpoint, config.checkpoint_every, on_checkpoint)]
     if report is not None:
         callbacks.append(ProgressCallback(config.timesteps, report, max(config.timesteps // 20, 1)))
     remaining = config.timesteps - resumed_from
     if remaining > 0:
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
     save_atomically(model, checkpoint)
+    _call_hook(on_checkpoint, checkpoint)
     return TrainResult(
         model, normaliser, weights_hash(model), model.num_timesteps, resumed_from, curve.curve
     )
@@ -273,11 +323,12 @@ def sweep_seeds(
     validation: Window,
     workdir_for: Callable[[int], Path],
     report: Callable[[str], None] = lambda _: None,
+    on_checkpoint: CheckpointHook | None = None,
 ) -> SeedSweep:
     """Trains ``config`` once per seed on ``training`` and scores each on ``validation``.
 
     ``workdir_for(seed)`` is where a seed checkpoints; a re-executed run passes the same
-    folders, so each seed resumes where it was killed.
+    folders, so each seed resumes where it was killed. ``on_checkpoint`` goes to ``train``.
     """
     if not seeds:
         raise ConfigError("train at least one seed")
@@ -288,7 +339,7 @@ def sweep_seeds(
         def progress(steps: int, rate: float, eta: float) -> None:
             report(f"training: {steps} steps, {rate:,.0f} steps/s, ETA {eta:,.0f} s")
 
-        result = train(frame, seeded, training, workdir_for(seed), progress)
+        result = train(frame, seeded, training, workdir_for(seed), progress, on_checkpoint)
         score = evaluate(result.model, frame, result.normaliser, seeded, validation)
         report(f"seed {seed}: weights {result.weights_hash[:12]}, validation {score:+.4f}")
         runs.append(SeedRun(seed, result, score, workdir_for(seed)))
