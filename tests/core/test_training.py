@@ -1,18 +1,25 @@
+import io
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.market import EnvConfig
 from tradeops_assets.core.recipe import TrainConfig
-from tradeops_assets.core.training import CHECKPOINT, EpisodeReturns, train
+from tradeops_assets.core.training import CHECKPOINT, EpisodeReturns, on_checkpoints, train
 from tradeops_assets.core.windows import Window
 
 SPAN = Window(datetime(2015, 4, 1), datetime(2015, 12, 31))
@@ -112,3 +119,38 @@ def test_a_killed_default_run_resumes_to_the_uninterrupted_step_count_and_weight
     assert 0 < resumed.resumed_from < config.timesteps == 65_536
     assert resumed.timesteps == uninterrupted.timesteps == config.timesteps
     assert resumed.weights_hash == uninterrupted.weights_hash
+
+
+def _steps_in(checkpoint: bytes) -> int:
+    """The step count a whole SB3 checkpoint holds (a partial zip fails to open)."""
+    with zipfile.ZipFile(io.BytesIO(checkpoint)) as archive:
+        assert archive.testzip() is None
+        return json.loads(archive.read("data"))["num_timesteps"]
+
+
+def test_the_checkpoint_hook_gets_each_whole_checkpoint_once_and_changes_nothing(
+    feature_frame, tmp_path
+):
+    """A hook that draws random numbers (an S3 client's retry jitter) leaves the weights alone."""
+    config = replace(QUICK, timesteps=8192, checkpoint_every=3000)
+    plain = train(feature_frame, config, SPAN, tmp_path / "plain")
+    seen: list[tuple[Path, int]] = []
+
+    def hook(path: Path) -> None:
+        seen.append((path, _steps_in(path.read_bytes())))
+        random.random()
+        np.random.rand()
+        torch.rand(1)
+
+    hooked = train(feature_frame, config, SPAN, tmp_path / "hooked", on_checkpoint=hook)
+    assert seen == [(tmp_path / "hooked" / CHECKPOINT, n) for n in (3072, 6144, 8192)]
+    assert hooked.weights_hash == plain.weights_hash
+
+
+def test_a_run_without_a_hook_of_its_own_takes_the_ambient_one(feature_frame, tmp_path):
+    """The walk-forward folds call train with no hook: on_checkpoints reaches them."""
+    seen: list[Path] = []
+    with on_checkpoints(seen.append):
+        train(feature_frame, QUICK, SPAN, tmp_path / "fold")
+    train(feature_frame, QUICK, SPAN, tmp_path / "after")
+    assert seen == [tmp_path / "fold" / CHECKPOINT]

@@ -242,3 +242,16 @@ def test_the_launcher_list_covers_what_dagster_aws_calls():
     called = {action("ecs", op) for op in ecs - LAUNCHER_UNUSED_HERE}
     assert called <= LAUNCH, f"the launcher now calls {sorted(called - LAUNCH)}"
     assert "task_definition: {env: TRADEOPS_RUN_TASK_FAMILY}" in code.INSTANCE_YAML.read_text()
+
+
+def test_training_reads_and_writes_the_prefix_its_checkpoints_are_kept_under():
+    """A retried Spot task reads back what the reclaimed one wrote: one prefix, both ways."""
+    prefix = code.constants(S3_STORES_PY)["TRAINING_PREFIX"]
+    where = f"${{local.artifacts}}/{prefix}/*"
+    granted = {
+        a
+        for st in policy_statements(IAM, "training")
+        if st.effect == "Allow" and where in st.resources
+        for a in st.actions
+    }
+    assert {"s3:GetObject", "s3:PutObject"} <= granted, where

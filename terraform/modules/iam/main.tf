@@ -7,7 +7,7 @@
 #   webserver  Dagster UI: read the instance DB, reports and compute logs
 #   daemon     Dagster daemon (schedules, sensors, run queue): launch run/training tasks
 #   pipeline   Dagster runs: read raw, write features/artifacts, append audit, read predictions
-#   training   GPU training tasks: read features, write checkpoints
+#   training   GPU training tasks: read features, keep checkpoints under artifacts/training/
 #   mlflow     MLflow server: its database, its artifact prefix (the model registry)
 #   serving    bento tasks: append to the prediction log, read the client tokens; nothing else
 #   gpu_host   EC2 container instances of the GPU Spot capacity provider

@@ -301,10 +301,11 @@ data "aws_iam_policy_document" "training" {
     resources = ["${local.artifacts}/reports/*", "${local.artifacts}/dagster/*"]
   }
 
+  # resources.s3_stores.S3TrainingWorkspace: training/<root run>/... survives a Spot reclaim.
   statement {
     sid       = "ReadAndWriteCheckpoints"
     actions   = concat(local.object_read, local.object_write)
-    resources = ["${local.artifacts}/checkpoints/*"]
+    resources = ["${local.artifacts}/training/*"]
   }
 
   statement {

@@ -7,7 +7,7 @@ from resources.datasets import DatasetStore
 from resources.mlflow_policy import CHALLENGER, CHAMPION, REGISTERED_MODEL, PolicyRegistry
 from resources.reports import ReportStore
 from resources.tracking import TrainingWorkspace
-from tradeops_assets.core import backtest, evaluation
+from tradeops_assets.core import backtest, evaluation, training
 from tradeops_assets.core.display import figure
 from tradeops_assets.core.governance import ALIAS_MOVE, CHAMPION_MOVES
 from tradeops_assets.defs import plots
@@ -60,20 +60,24 @@ def backtest_report(
     champion = registry.fetch(champion_version) if champion_version else None
     against = f"champion v{champion_version}" if champion else "no champion yet"
     context.log.info(f"backtest of v{challenger_version} against {against}")
-    report, result = evaluation.evaluate(
-        frame,
-        challenger,
-        champion,
-        config.options(),
-        workspace.walk_forward_dir(context.run.root_run_id or context.run_id),
-        report=lambda row: context.log.info(
-            f"fold {row.fold} seed {row.seed} ({row.test}): Sharpe "
-            + ", ".join(f"{k} {v:+.3f}" for k, v in row.sharpe.items())
-        ),
-        data_version=md5s["full"],
-        code_version=context.assets_def.code_versions_by_key[context.asset_key],
-        run_id=context.run_id,
-    )
+    root = context.run.root_run_id or context.run_id
+    # The walk-forward folds retrain on Spot capacity too; their checkpoints go where the
+    # workspace keeps them, so a retried run resumes each fold.
+    with training.on_checkpoints(workspace.checkpoint_hook(root)):
+        report, result = evaluation.evaluate(
+            frame,
+            challenger,
+            champion,
+            config.options(),
+            workspace.walk_forward_dir(root),
+            report=lambda row: context.log.info(
+                f"fold {row.fold} seed {row.seed} ({row.test}): Sharpe "
+                + ", ".join(f"{k} {v:+.3f}" for k, v in row.sharpe.items())
+            ),
+            data_version=md5s["full"],
+            code_version=context.assets_def.code_versions_by_key[context.asset_key],
+            run_id=context.run_id,
+        )
     images = render.plots(result)
     title = f"Backtest of {REGISTERED_MODEL} v{challenger_version}"
     stored = store.write(

@@ -62,6 +62,7 @@ def trained_policy(
         validation,
         lambda seed: workspace.run_dir(root, seed),
         context.log.info,
+        workspace.checkpoint_hook(root),
     )
     best = sweep.best
     registered = PolicyRecipe(
