@@ -97,38 +97,42 @@ def bench_availability(duration: float = 60.0, connections: int = 16) -> dict:
             for spare in (True, False)
         )
     run = ours["run"]
-    peer = "the same deployment without a spare (a cold restart)"
+
+    def against_cold(key: str, unit: str, detail: str) -> dict:
+        return {
+            "value": round(ours[key], 2),
+            "unit": unit,
+            "peer": "the same deployment without a spare (a cold restart)",
+            "peer_value": round(cold[key], 2),
+            "detail": detail,
+        }
+
+    recovery = "s from SIGKILL to the last hurt request answered"
     return {
-        "serve_faults_failed_pct": {
-            "value": round(ours["failed_pct"], 2),
-            "unit": "% of requests failed",
-            "peer": peer,
-            "peer_value": round(cold["failed_pct"], 2),
-            "detail": f"{run['requests']:,} requests over {duration:.0f} s at {connections} "
-            f"connections through the front door, {run['failures']} failed ({run['shed']} shed "
-            f"with 503); a worker SIGKILLed at {duration / 4:.0f} s, the whole bento at "
+        "serve_faults_failed_pct": against_cold(
+            "failed_pct",
+            "% of requests failed",
+            f"{run['requests']:,} requests over {duration:.0f} s at {connections} connections "
+            f"through the front door, {run['failures']} failed ({run['shed']} shed with 503); "
+            f"a worker SIGKILLed at {duration / 4:.0f} s, the whole bento at "
             f"{duration * 7 / 12:.0f} s; serving_health saw {len(ours['restarts'])} bento "
             f"restart(s) in the supervisor's events; failures by kind {run['failure_kinds']} "
             f"(peer: {cold['run']['failures']} of {cold['run']['requests']:,} failed, "
             f"{cold['run']['failure_kinds']})",
-        },
-        "serve_worker_kill_recovery_s": {
-            "value": round(ours["worker_s"], 2),
-            "unit": "s from SIGKILL to the last hurt request answered",
-            "peer": peer,
-            "peer_value": round(cold["worker_s"], 2),
-            "detail": f"{ours['worker_hurt']} after the worker's kill (peer: "
-            f"{cold['worker_hurt']}); BentoML replaces the worker, the door retries",
-        },
-        "serve_bento_kill_recovery_s": {
-            "value": round(ours["bento_s"], 2),
-            "unit": "s from SIGKILL to the last hurt request answered",
-            "peer": peer,
-            "peer_value": round(cold["bento_s"], 2),
-            "detail": f"{ours['bento_hurt']} after the whole bento's kill; the supervisor "
-            f"switched to its spare in {ours['restart']} (peer: {cold['bento_hurt']}, "
-            f"restarted cold in {cold['restart']})",
-        },
+        ),
+        "serve_worker_kill_recovery_s": against_cold(
+            "worker_s",
+            recovery,
+            f"{ours['worker_hurt']} after the worker's kill (peer: {cold['worker_hurt']}); "
+            "BentoML replaces the worker, the door retries",
+        ),
+        "serve_bento_kill_recovery_s": against_cold(
+            "bento_s",
+            recovery,
+            f"{ours['bento_hurt']} after the whole bento's kill; the supervisor switched to "
+            f"its spare in {ours['restart']} (peer: {cold['bento_hurt']}, restarted cold in "
+            f"{cold['restart']})",
+        ),
     }
 
 

@@ -181,16 +181,7 @@ class ObjectStore(S3Reader):
             extra["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(days=self.lock_days)
         for _ in range(3):
             try:
-                self.client.put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type,
-                    IfNoneMatch="*",
-                    ServerSideEncryption=KMS,
-                    SSEKMSKeyId=self.kms_key_id,
-                    **extra,
-                )
+                self._put(bucket, key, body, content_type, IfNoneMatch="*", **extra)
                 return True
             except ClientError as exc:
                 code = _code(exc)
@@ -219,18 +210,23 @@ class ObjectStore(S3Reader):
         if self.lock_days:
             raise ConfigError(f"s3://{bucket}/{key}: a store under Object Lock only adds objects")
         try:
-            self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/octet-stream",
-                ServerSideEncryption=KMS,
-                SSEKMSKeyId=self.kms_key_id,
-            )
+            self._put(bucket, key, body, "application/octet-stream")
         except ClientError as exc:
             raise StorageError(f"put s3://{bucket}/{key} failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"put s3://{bucket}/{key} failed: {exc}") from exc
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, **extra: Any) -> None:
+        """Every write asks for SSE-KMS with this store's key."""
+        self.client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ServerSideEncryption=KMS,
+            SSEKMSKeyId=self.kms_key_id,
+            **extra,
+        )
 
 
 def object_store(s3_resource: Any, kms_key_id: str, lock_days: int | None = None) -> ObjectStore:
