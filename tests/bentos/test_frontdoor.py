@@ -71,6 +71,15 @@ UPSTREAM = textwrap.dedent(
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 if "x-hold" in headers:
                     await RELEASE.wait()
+                if "x-garbage" in headers:
+                    writer.write(b"NOT HTTP AT ALL\\r\\n\\r\\n")
+                    continue
+                if "x-half" in headers:  # a status line, then the bento is gone
+                    writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-le")
+                    await writer.drain()
+                    return
+                if "x-silent" in headers:
+                    await asyncio.sleep(3600)
                 reply(writer, 200, {"path": path, "method": method, "bytes": len(body)})
                 drop_next = "x-then-drop" in headers
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -355,6 +364,22 @@ def test_a_pooled_connection_the_bento_dropped_is_retried_once(upstream, door_fo
     assert second.status_code == 200
     assert upstream.counts()["dropped"] == 1
     assert door.status()["retried"] == 1
+
+
+def test_a_broken_or_silent_answer_is_a_502_or_a_504_and_is_not_sent_twice(upstream, door_for):
+    door = door_for(upstream.port, "--upstream-timeout", "1")
+    answers = {}
+    for kind in ("garbage", "half", "silent"):
+        answers[kind] = httpx.post(
+            f"{door.url}/predict", content=b"{}", headers={f"X-{kind}": "1"}, timeout=30
+        )
+    assert answers["garbage"].status_code == 502
+    assert answers["half"].status_code == 502
+    assert answers["silent"].status_code == 504
+    assert answers["silent"].json()["error"] == "gateway_timeout"
+    assert upstream.counts()["requests"] == 3  # an answer begun is never sent again
+    assert door.status()["retried"] == 0
+    assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
 
 
 def test_overload_is_shed_at_once_not_queued(upstream, door_for):
