@@ -282,6 +282,9 @@ class UpstreamPool:
     def release(self, port: int, conn: Upstream) -> None:
         conn.idle_since = asyncio.get_running_loop().time()
         self.idle.setdefault(port, []).append(conn)
+        gone = [p for p, conns in self.idle.items() if all(c.closed for c in conns)]
+        for old in gone:  # a swapped-out or dead bento's port: nothing there to reuse
+            del self.idle[old]
 
     def close(self) -> None:
         for conns in self.idle.values():
