@@ -54,7 +54,7 @@ test: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/dg check defs
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=30
 	$(MAKE) --no-print-directory iac
 
 # terraform/ scanned (zero failed checks), workflows linted, infra tests (HCL parsed, IAM read).

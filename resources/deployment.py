@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_INSTANCE_YAML = REPO_ROOT / "deploy" / "local" / "dagster.yaml"
 PROD_INSTANCE_YAML = REPO_ROOT / "deploy" / "prod" / "dagster.yaml"
 INSTANCE_YAML = {LOCAL: LOCAL_INSTANCE_YAML, PROD: PROD_INSTANCE_YAML}
+SPARE_ENV = "TRADEOPS_SERVE_SPARE"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Deployment:
     """prod: how long policy_deployment waits for ECS to finish rolling the endpoint over."""
     instance_home: Path | None = None
     """prod: DAGSTER_HOME as the task sets it; locally the instance lives under ``home``."""
+    serve_spare: bool = True
+    """local: whether the front door keeps a spare bento ready (``TRADEOPS_SERVE_SPARE``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -85,6 +88,7 @@ class Deployment:
             dagster_ui=env.get("TRADEOPS_DAGSTER_UI_URL")
             or f"http://127.0.0.1:{env.get('TRADEOPS_UI_PORT', '3001')}",
             mlflow_ui=env.get("TRADEOPS_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+            serve_spare=_switch(env, SPARE_ENV, default=True),
             **(_prod_settings(env, home) if name == PROD else {}),
         )
 
@@ -132,6 +136,7 @@ class Deployment:
             "TRADEOPS_HOME": str(self.home),
             "TRADEOPS_MARKET_SOURCE": self.market_source,
             "TRADEOPS_SERVE_PORT": str(self.serve_port),
+            SPARE_ENV: "1" if self.serve_spare else "0",
             "TRADEOPS_MARKET_CALENDAR": self.calendar,
             "TRADEOPS_SYMBOL_CALENDARS": ",".join(f"{s}={c}" for s, c in self.symbol_calendars),
             "DAGSTER_HOME": str(self.dagster_home),
@@ -144,6 +149,17 @@ class Deployment:
         instance_yaml = self.dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
             shutil.copyfile(INSTANCE_YAML[self.name], instance_yaml)
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={env[name]!r}: use 1 or 0")
 
 
 def _prod_settings(env: Mapping[str, str], home: Path) -> dict:

@@ -170,11 +170,13 @@ class _Request:
 
 
 class UpstreamError(Exception):
-    """A bento connection failed; ``answered``: whether any response byte had come."""
+    """A bento connection failed; ``answered``: whether any response byte had come;
+    ``unreadable``: whether what came was not HTTP (rather than cut off)."""
 
-    def __init__(self, reason: str, answered: bool) -> None:
+    def __init__(self, reason: str, answered: bool, unreadable: bool = False) -> None:
         super().__init__(reason)
         self.answered = answered
+        self.unreadable = unreadable
 
 
 class Upstream(asyncio.Protocol):
@@ -211,7 +213,7 @@ class Upstream(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(f"unreadable response: {exc}")
+            self._fail(f"unreadable response: {exc}", unreadable=True)
             self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -226,9 +228,9 @@ class Upstream(asyncio.Protocol):
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
             self.answer.set_result((status, self.headers, body, self.parser.should_keep_alive()))
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, unreadable: bool = False) -> None:
         if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(UpstreamError(reason, self.got_bytes))
+            self.answer.set_exception(UpstreamError(reason, self.got_bytes, unreadable))
 
     def close(self) -> None:
         self.closed = True
@@ -368,7 +370,10 @@ class FrontDoor:
         connection, whatever the method: a decision is a function of its request, so a retry
         costs at most a second prediction-log row for a request the bento never answered.
         If the fresh connection fails too, the bento itself is gone: under a supervisor the
-        request waits (``failover_wait_s``) for the switch to another and is sent there."""
+        request waits (``failover_wait_s``) for the switch to another and is sent there.
+        An answer begun is never asked again of the bento that began it: cut off by that
+        bento's death (its process gone), it is asked of the bento switched to; unreadable,
+        or cut off by a bento still running, it is a 502."""
         if self.forwarding >= self.limits.max_in_flight:
             self.refused["overloaded"] += 1
             return overloaded(
@@ -396,9 +401,9 @@ class FrontDoor:
                 except UpstreamError as exc:
                     if conn is not None:
                         conn.close()
-                    if exc.answered:
+                    if exc.answered and (waited or exc.unreadable or await self._live_at(port)):
                         return self._failed(port, exc)
-                    if fresh:
+                    if fresh or exc.answered:
                         switched = None if waited else await self._switched_from(port)
                         if switched is None:
                             return self._failed(port, exc)
@@ -430,6 +435,16 @@ class FrontDoor:
         finally:
             self.forwarding -= 1
             self.in_flight[port] -= 1
+
+    async def _live_at(self, port: int) -> bool:
+        """Whether the bento on ``port`` is still the door's and its process still runs, a
+        moment after it cut an answer off (a dying process closes its sockets before /proc
+        shows it dead)."""
+        await asyncio.sleep(0.05)
+        backend = self.backend
+        if int(backend["port"]) != port:
+            return False
+        return not backend.get("pid") or _running(backend["pid"], backend.get("start"))
 
     async def _switched_from(self, port: int) -> int | None:
         """The port the door forwards to once it no longer is ``port``; None if there is no

@@ -48,5 +48,6 @@ def local_resources(deployment: Deployment) -> dict:
             secrets=secrets,
             prediction_log=predictions.root,
             bentoml_home=str(deployment.bentoml_home),
+            spare=deployment.serve_spare,
         ),
     }

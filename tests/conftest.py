@@ -22,6 +22,11 @@ settings.register_profile(
 # loudly, in this process and in every Dagster, BentoML or MLflow process the tests start.
 os.environ["MLFLOW_TRACKING_URI"] = NO_DEFAULT_MLFLOW_STORE
 
+# Deploys through the Dagster graph start no spare bento: each would cost a bento's start-up
+# on a 2-core CI machine, about ten minutes over the suite. The spare itself is tested on
+# LocalServing directly (tests/bentos/test_rollout.py), where it is on by default.
+os.environ.setdefault("TRADEOPS_SERVE_SPARE", "0")
+
 
 @pytest.fixture(autouse=True)
 def _no_default_mlflow_store():

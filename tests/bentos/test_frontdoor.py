@@ -8,6 +8,7 @@ answer), which a healthy bento will not do on cue; the last one fronts a real be
 import asyncio
 import gzip
 import json
+import signal
 import socket
 import stat
 import subprocess
@@ -20,14 +21,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resources.frontdoor import ADMIN_SOCKET, STATUS_PATH
+from resources.frontdoor import ADMIN_SOCKET, SPEC_FILE, STATUS_PATH
 from resources.serving import free_port, stop_group
 from tests.bentos.conftest import request_for
 
 UPSTREAM = textwrap.dedent(
     """
-    import asyncio, json, sys
+    import asyncio, json, os, sys
 
+    MORTAL = sys.argv[2:] == ["mortal"]
     COUNTS = {"requests": 0, "dropped": 0, "poisoned": 0, "paths": []}
     RELEASE = asyncio.Event()
 
@@ -74,10 +76,12 @@ UPSTREAM = textwrap.dedent(
                 if "x-garbage" in headers:
                     writer.write(b"NOT HTTP AT ALL\\r\\n\\r\\n")
                     continue
-                if "x-half" in headers:  # a status line, then the bento is gone
-                    writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-le")
+                if "x-half" in headers or ("x-dies" in headers and MORTAL):
+                    writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-le")  # a status line, then
                     await writer.drain()
-                    return
+                    if MORTAL:  # the whole process is gone, as a SIGKILL mid-answer leaves it
+                        os._exit(1)
+                    return  # only the connection is
                 if "x-silent" in headers:
                     await asyncio.sleep(3600)
                 reply(writer, 200, {"path": path, "method": method, "bytes": len(body)})
@@ -102,10 +106,12 @@ UPSTREAM = textwrap.dedent(
 class Upstream:
     """The misbehaving server, in a process of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", UPSTREAM, str(self.port)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", UPSTREAM, str(self.port), *args],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout.readline().strip() == "ready"
 
@@ -155,6 +161,15 @@ class Door:
         transport = httpx.HTTPTransport(uds=str(self.state / ADMIN_SOCKET))
         with httpx.Client(transport=transport, base_url="http://door", timeout=5) as client:
             return client.get(STATUS_PATH).json()
+
+    def reload(self) -> None:
+        """SIGHUP, then until the door forwards to what ``backend.json`` now says."""
+        wanted = json.loads((self.state / "backend.json").read_text())
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while self.status()["backend"] != wanted:
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
 
     def stop(self) -> None:
         stop_group(self.proc.pid, grace=10)
@@ -380,6 +395,48 @@ def test_a_broken_or_silent_answer_is_a_502_or_a_504_and_is_not_sent_twice(upstr
     assert upstream.counts()["requests"] == 3  # an answer begun is never sent again
     assert door.status()["retried"] == 0
     assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
+
+
+def test_an_answer_cut_off_by_the_bentos_death_is_asked_of_the_bento_switched_to(
+    tmp_path, door_for
+):
+    """The bento dies after the status line: the door waits for its supervisor to start
+    another and asks that one, once; the trader gets a whole answer, not a 502."""
+    mortal = Upstream("mortal")
+    try:
+        door = door_for(mortal.port, "--supervise")
+        with (tmp_path / "upstream.log").open("w"):
+            pass
+        (door.state / SPEC_FILE).write_text(
+            json.dumps(
+                {
+                    "bento_tag": "fake:1",
+                    "command": [sys.executable, "-c", UPSTREAM, "{port}"],
+                    "cwd": str(tmp_path),
+                    "env": {"PATH": "/usr/bin:/bin"},
+                    "log": str(tmp_path / "upstream.log"),
+                }
+            )
+        )
+        (door.state / "backend.json").write_text(
+            json.dumps({"port": mortal.port, "pid": mortal.proc.pid, "bento_tag": "fake:1"})
+        )
+        door.reload()
+        answer = httpx.post(f"{door.url}/predict", content=b"{}", headers={"X-Dies": "1"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"path": "/predict", "method": "POST", "bytes": 2}
+        assert mortal.proc.wait(10) == 1
+        status = door.status()
+        replacement = status["backend"]
+        assert replacement["port"] != mortal.port
+        assert status["retried"] == 1
+        try:
+            url = f"http://127.0.0.1:{replacement['port']}/_count"
+            assert httpx.get(url, timeout=5).json()["paths"].count("/predict") == 1
+        finally:
+            stop_group(replacement["pid"], grace=10)
+    finally:
+        mortal.stop()
 
 
 def test_overload_is_shed_at_once_not_queued(upstream, door_for):
