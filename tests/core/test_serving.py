@@ -5,6 +5,7 @@ import copy
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -61,6 +62,17 @@ def test_numpy_features_match_core_features_on_real_and_degenerate_bars(syntheti
     assert features.feature_mismatch(synthetic_bars, rows=300) < 1e-9
     assert features.feature_mismatch(sample.load_sample(), rows=200) < 1e-9
     assert features.feature_mismatch(features.self_check_bars(), rows=48) < 1e-9
+
+
+def test_the_compiled_features_leave_no_machine_code_on_disk(synthetic_bars, tmp_path):
+    """A cached object file would run without passing the bento's signature check."""
+    from tradeops_assets.core import tail_kernel
+
+    bars = synthetic_bars.head(200).select(features.OHLCV).to_numpy().T  # readonly, strided
+    features.tail_features(bars, [200], 8)
+    sources = Path(tail_kernel.__file__).parent
+    assert not [p for p in sources.rglob("*") if p.suffix in (".nbi", ".nbc")]
+    assert all(type(f._cache).__name__ == "NullCache" for f in tail_kernel.COMPILED)
 
 
 def test_required_bars_is_what_compute_features_needs_for_one_window(synthetic_bars, bundle):

@@ -3,10 +3,12 @@ the launcher it runs, copied as the image copies it, refusing a tampered bento l
 store as the image lays it out."""
 
 import glob
+import json
 import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,75 @@ def test_serving_installs_neither_torch_nor_dagster_and_pins_to_the_lock():
     assert "bentoml" in install
     for heavy in ("torch", "dagster", "mlflow", "stable-baselines3", "gymnasium"):
         assert heavy not in install
+
+
+SERVING_IMPORTS = textwrap.dedent(
+    """
+    import json, sys
+    from importlib.metadata import packages_distributions
+    import bentos.trading_policy.launch, bentos.trading_policy.service
+    from tradeops_assets.core import tail_kernel
+    owners = packages_distributions()
+    tops = {name.partition(".")[0] for name in sys.modules}
+    print(json.dumps(sorted({d for top in tops for d in owners.get(top, [])})))
+    """
+)
+
+
+IMPORTED_IF_PRESENT = {
+    "sniffio": "anyio tries it for the running async library",
+    "charset-normalizer": "numpy.f2py (which numba loads) tries it for source encodings",
+    "setuptools": "its _distutils_hack .pth runs in every interpreter that has it",
+    "coverage": "the test run's own subprocess hook",
+}
+"""Distributions imported here only because they are installed: each importer falls back."""
+
+
+def _installs(names: list[str]) -> set[str]:
+    """The distributions ``pip install names`` brings, with everything they require."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    def canonical(name: str) -> str:
+        return name.lower().replace("_", "-")
+
+    seen, todo = set(), [canonical(Requirement(n).name) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for spec in map(Requirement, requires):
+            if spec.marker is None or spec.marker.evaluate({"extra": ""}):
+                todo.append(canonical(spec.name))
+    return seen
+
+
+def test_the_image_installs_every_distribution_serving_imports():
+    """What the service, the launcher and the compiled features import at start-up, checked
+    against what the image's one ``pip install`` brings (numba was once missing)."""
+    (install,) = [r for r in of("RUN") if "pip install" in r]
+    named = [w.strip("\"'") for w in install.split("pip install", 1)[1].split() if w[0] != "-"]
+    named = [w for w in named if w and w != "requirements/lock.txt"]
+    imported = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", SERVING_IMPORTS],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    )
+    assert {"numba", "bentoml"} <= set(imported)
+    installed = _installs(named) | set(IMPORTED_IF_PRESENT) | {"tradeops"}  # COPY'd source
+    missing = {d for d in imported if d.lower().replace("_", "-") not in installed}
+    assert not missing, f"serving imports {sorted(missing)}; the Dockerfile does not install them"
 
 
 def copy_as_the_image_does(app: Path, store: Path, built: Path) -> None:

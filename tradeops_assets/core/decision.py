@@ -2,7 +2,7 @@
 
 The endpoint, the tests and anything else that serves a policy go through
 ``decide``, so features and the observation are defined once. Features come from
-``core.features``' numpy serving path (``tail_features``), which
+``core.features``' compiled serving path (``tail_features``), which
 ``feature_mismatch`` holds to the polars definition training used.
 """
 
@@ -48,16 +48,12 @@ class Decisions:
 
 
 def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Decisions:
-    """One feature pass per distinct request length, then one policy call for the batch."""
+    """One feature pass over every request's bars, then one policy call for the batch."""
     window, batch = bundle.window, len(parsed)
     n_features = len(F.FEATURE_COLUMNS)
-    raw = np.empty((batch, window, n_features))
-    by_length: dict[int, list[int]] = {}
-    for i, request in enumerate(parsed):
-        by_length.setdefault(request.ohlcv.shape[1], []).append(i)
-    for indices in by_length.values():
-        stacked = np.stack([parsed[i].ohlcv for i in indices], axis=1)
-        raw[indices] = F.tail_features(stacked, window)
+    bars = np.concatenate([request.ohlcv for request in parsed], axis=1)
+    ends = np.cumsum([request.ohlcv.shape[1] for request in parsed])
+    raw = F.tail_features(bars, ends, window)
     positions = np.fromiter((r.position for r in parsed), np.float64, batch)
     obs = np.empty((batch, window * n_features + 1), np.float32)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -15,13 +15,10 @@ computed per symbol.
 
 import math
 from datetime import UTC, datetime
-from functools import lru_cache
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
-from numpy.lib.stride_tricks import as_strided
-from scipy.signal import lfilter
 
 from tradeops_assets.core.errors import FeatureError
 from tradeops_assets.core.schemas import BAR_DTYPES, SYMBOL, TIMESTAMP
@@ -240,184 +237,26 @@ def feature_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, ordered=True)
 
 
-# The serving path. The polars query above costs ~2-8 ms a call whatever the batch
-# size, which alone would cap the endpoint at a few hundred requests a second, so the
-# endpoint evaluates the same formulas here in numpy, for the last bars of many
-# equal-length requests at once. ``feature_mismatch`` holds the two paths equal; the
-# service runs it at start-up and refuses to serve if an edit above is not mirrored.
-#
-# Only the exponential averages carry state from a series' first bar, so only their
-# inputs run over the whole request; every other feature reads the last ``rows`` bars
-# and at most ``SERVING_LOOKBACK`` bars before them, so a 4096-bar request costs the
-# rolling windows no more than an 80-bar one.
+def tail_features(bars: np.ndarray, ends: np.ndarray, rows: int) -> np.ndarray:
+    """These features for the last ``rows`` bars of many series, as the endpoint needs them:
+    compiled (``core.tail_kernel``), since the polars query costs milliseconds a call.
+    ``feature_mismatch`` holds the two equal; the service runs it at start-up and refuses
+    to serve if an edit above is not mirrored there.
 
-SERVING_LOOKBACK = max(
-    *RETURN_HORIZONS,  # ret_h reads the close h bars back
-    *VOL_WINDOWS,  # a w-bar std of 1-bar returns reads the close w bars back
-    BOLLINGER_WINDOW - 1,
-    VOLUME_WINDOW - 1,
-    TREND_WINDOW - 1,
-    1,  # the overnight gap and the true range read the previous close
-)
-"""Bars before a feature row that any non-recursive feature of that row reads."""
-
-
-EWM_MATRIX_BARS = 256
-"""Up to this many bars an exponential average is one matrix product (a few BLAS calls for
-a whole batch), beyond it a recursive filter (whose cost is per series and per bar)."""
-
-
-@lru_cache(maxsize=16)
-def _ewm_weights(alpha: float) -> np.ndarray:
-    """W with x @ W[:n, :n] the average over n <= EWM_MATRIX_BARS bars: y_t = (1-a)^t x_0 +
-    sum over 1 <= k <= t of a (1-a)^(t-k) x_k, the recursion below unrolled (W[k, t]
-    depends on t and t - k only, so every n is a corner of the same matrix)."""
-    t = np.arange(EWM_MATRIX_BARS)[None, :]
-    k = np.arange(EWM_MATRIX_BARS)[:, None]
-    weights = np.where(k <= t, alpha * (1.0 - alpha) ** np.maximum(t - k, 0), 0.0)
-    weights[0] = (1.0 - alpha) ** t[0]
-    return weights
-
-
-def _np_ewm(x: np.ndarray, alpha: float, rows: int | None = None) -> np.ndarray:
-    """polars' ``ewm_mean(adjust=False)`` along axis 1: y0 = x0, y = (1-a) y + a x; only the
-    last ``rows`` (all if None)."""
-    n = x.shape[1]
-    first = 0 if rows is None else n - rows
-    if n <= EWM_MATRIX_BARS:
-        return x @ _ewm_weights(alpha)[:n, first:n]
-    y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
-    return y[:, first:]
-
-
-def _np_mean_std(x: np.ndarray, width: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling mean and sample std of the windows ending on each of the last ``rows`` values.
-
-    Both come from the window's offsets d from its own last value: a flat window then
-    gives its value and exactly 0, as polars does (a plain mean can be one ulp off and a
-    std a tiny positive number, which would flip the ``den > 0`` branches of the ratios).
-    One pass suffices, var = (sum d^2 - (sum d)^2 / w) / (w - 1), and it is well
-    conditioned: the last value lies within sqrt(w - 1) stds of the mean, so sum d^2 is
-    at most (w + 1) (w - 1) var and rounding costs at most ~w ulps of the variance.
-    """
-    start = x[..., x.shape[-1] - rows - width + 1 :]
-    step = start.strides[-1]
-    win = as_strided(
-        start, (*start.shape[:-1], rows, width), (*start.strides, step), writeable=False
-    )
-    last = start[..., width - 1 :]
-    offsets = win - last[..., None]
-    total = offsets.sum(axis=-1)
-    squares = np.einsum("...i,...i->...", offsets, offsets)
-    var = np.maximum(squares - total * total / width, 0.0) / (width - 1)
-    return last + total / width, np.sqrt(var)
-
-
-def _np_safe_div(num: np.ndarray, den: np.ndarray, fallback: float) -> np.ndarray:
-    ok = den > 0
-    return np.where(ok, num / np.where(ok, den, 1.0), fallback)
-
-
-EWM_HISTORY = 768
-"""Bars before the first feature row that the exponential averages of a long request start
-from. What older bars left in them has decayed by (13/14)^768 < 3e-25 (Wilder's, the
-slowest), so skipping them changes no feature beyond 1e-18 as long as the prices stay
-within ``EWM_TAME_RANGE`` of each other; a request beyond that runs over all its bars."""
-EWM_TAME_RANGE = 2.0**20
-
-
-def _smoothed(ohlcv: np.ndarray, rows: int, col: dict[str, np.ndarray]) -> np.ndarray:
-    """Writes the features of the exponential averages (RSI, ATR, MACD) for the last ``rows``
-    bars into ``col``; returns Wilder's gain + loss there."""
-    h, lo, c = ohlcv[1:4]
-    batch, n = c.shape
-    # Wilder's gain, loss and true range in one pass, then MACD and its signal.
-    prev_c = c[:, :-1]
-    wilder = np.empty((3, batch, n))
-    gain, loss, true_range = wilder
-    gain[:, 0] = 0.0
-    np.subtract(c[:, 1:], prev_c, out=gain[:, 1:])
-    np.negative(gain, out=loss)
-    np.maximum(gain, 0.0, out=gain)
-    np.maximum(loss, 0.0, out=loss)
-    np.subtract(h, lo, out=true_range)
-    gap = np.abs(h[:, 1:] - prev_c)
-    np.maximum(true_range[:, 1:], gap, out=true_range[:, 1:])
-    np.abs(np.subtract(lo[:, 1:], prev_c, out=gap), out=gap)
-    np.maximum(true_range[:, 1:], gap, out=true_range[:, 1:])
-    smoothed = _np_ewm(wilder.reshape(3 * batch, n), 1.0 / RSI_PERIOD, rows)
-    gain, loss, atr = smoothed.reshape(3, batch, rows)
-    turnover = gain + loss
-    col["rsi_14"][:] = _np_safe_div(100.0 * gain, turnover, 50.0)
-    np.divide(atr, c[:, n - rows :], out=col["atr_14"])
-    macd = _np_ewm(c, 2.0 / (MACD_FAST + 1.0))
-    macd -= _np_ewm(c, 2.0 / (MACD_SLOW + 1.0))
-    macd /= c
-    signal = _np_ewm(macd, 2.0 / (MACD_SIGNAL + 1.0), rows)
-    col["macd"][:] = macd[:, n - rows :]
-    col["macd_signal"][:] = signal
-    np.subtract(col["macd"], signal, out=col["macd_hist"])
-    return turnover
-
-
-def tail_features(ohlcv: np.ndarray, rows: int) -> np.ndarray:
-    """``core.features`` for the last ``rows`` bars of equal-length series.
-
-    ``ohlcv``: float64 [5, B, n] (open, high, low, close, volume), n >= WARMUP_BARS + rows.
+    ``bars``: float64 [5, all bars] (open, high, low, close, volume), the series one after
+    another, series b ending before ``ends[b]`` and at least WARMUP_BARS + rows long.
     Returns float64 [B, rows, len(FEATURE_COLUMNS)] in FEATURE_COLUMNS order.
     """
-    o, h, lo, c, v = ohlcv
-    batch, n = c.shape
-    if n < WARMUP_BARS + rows:
-        raise ValueError(f"{n} bars give no {rows} feature rows after {WARMUP_BARS} warm-up")
-    if not BOLLINGER_WINDOW == VOLUME_WINDOW == VOL_WINDOWS[0]:  # pragma: no cover
-        raise NotImplementedError("20-bar windows differ: give each width its own pass")
-    if ATR_PERIOD != RSI_PERIOD:  # pragma: no cover - constants agree today
-        raise NotImplementedError("RSI and ATR periods differ: smooth them separately")
-    out = np.empty((len(FEATURE_COLUMNS), batch, rows))
-    col = {name: out[j] for j, name in enumerate(FEATURE_COLUMNS)}
+    ends = np.require(ends, np.int64, ("C", "W"))
+    lengths = np.diff(ends, prepend=0)
+    if ends.size and (lengths.min() < WARMUP_BARS + rows or ends[-1] != bars.shape[-1]):
+        raise ValueError(
+            f"series of {lengths.min()} bars give no {rows} feature rows after {WARMUP_BARS} "
+            f"warm-up, or they end at {ends[-1]}, not at the last of {bars.shape[-1]} bars"
+        )
+    from tradeops_assets.core.tail_kernel import tail_kernel  # numba loads where serving only
 
-    # The exponential averages carry state from a series' first bar; a long request's
-    # oldest bars are skipped when what they left behind provably no longer shows: the
-    # prices are tame, and RSI's gain + loss is not so small that a 3e-25 share of a
-    # price move could tip its ratio (a long flat stretch).
-    start = n - rows - EWM_HISTORY
-    if start <= 0 or not (h.max(axis=1) <= EWM_TAME_RANGE * lo.min(axis=1)).all():
-        _smoothed(ohlcv, rows, col)
-    else:
-        turnover = _smoothed(ohlcv[:, :, start:], rows, col)
-        moves = c.max(axis=1) - c.min(axis=1)
-        if not (turnover >= 1e-12 * moves[:, None]).all():
-            _smoothed(ohlcv, rows, col)
-
-    # The rest reads only the last rows + SERVING_LOOKBACK bars.
-    m = rows + SERVING_LOOKBACK
-    o, h, lo, c, v = ohlcv[:, :, n - m :]
-    log_c = np.log(c)
-    ct, ht, lt, lct = c[:, m - rows :], h[:, m - rows :], lo[:, m - rows :], log_c[:, m - rows :]
-    for horizon in RETURN_HORIZONS:
-        np.subtract(lct, log_c[:, m - rows - horizon : m - horizon], out=col[f"ret_{horizon}"])
-    ret1 = np.diff(log_c, axis=1)  # ret1[:, j]: the log return into bar j + 1
-    width = BOLLINGER_WINDOW
-    span = rows + width - 1
-    twenty = np.empty((3, batch, span))
-    twenty[0] = c[:, m - span :]
-    np.log1p(v[:, m - span :], out=twenty[1])
-    twenty[2] = ret1[:, m - 1 - span :]
-    mean20, std20 = _np_mean_std(twenty, width, rows)
-    bb_mid, bb_std, vol_mean, vol_std = mean20[0], std20[0], mean20[1], std20[1]
-    col[f"vol_{VOL_WINDOWS[0]}"][:] = std20[2]
-    col[f"vol_{VOL_WINDOWS[1]}"][:] = _np_mean_std(ret1, VOL_WINDOWS[1], rows)[1]
-    trend_mean = _np_mean_std(c, TREND_WINDOW, rows)[0]
-
-    bb_band = BOLLINGER_K * bb_std
-    col["bb_pctb"][:] = _np_safe_div(ct - (bb_mid - bb_band), 2.0 * bb_band, 0.5)
-    col["volume_z"][:] = _np_safe_div(twenty[1, :, span - rows :] - vol_mean, vol_std, 0.0)
-    np.log(ht / lt, out=col["hl_range"])
-    col["close_location"][:] = _np_safe_div(ct - lt, ht - lt, 0.5)
-    np.log(o[:, m - rows :] / c[:, m - rows - 1 : m - 1], out=col["overnight_gap"])
-    np.log(ct / trend_mean, out=col[f"trend_{TREND_WINDOW}"])
-    return out.transpose(1, 2, 0)
+    return tail_kernel(np.require(bars, np.float64, ("C", "W")), ends, int(rows))
 
 
 def feature_mismatch(bars: pl.DataFrame, rows: int = 32) -> float:
@@ -431,8 +270,7 @@ def feature_mismatch(bars: pl.DataFrame, rows: int = 32) -> float:
     for _, group in bars.group_by(SYMBOL, maintain_order=True):
         symbol = group[SYMBOL][0]
         take = min(rows, group.height - WARMUP_BARS)
-        ohlcv = group.select(OHLCV).to_numpy().T[:, None, :]
-        mine = tail_features(np.ascontiguousarray(ohlcv), take)[0]
+        mine = tail_features(group.select(OHLCV).to_numpy().T, [group.height], take)[0]
         theirs = (
             reference.filter(pl.col(SYMBOL) == symbol).tail(take).select(FEATURE_COLUMNS)
         ).to_numpy()
