@@ -249,10 +249,12 @@ def tail_features(bars: np.ndarray, ends: np.ndarray, rows: int) -> np.ndarray:
     """
     ends = np.require(ends, np.int64, ("C", "W"))
     lengths = np.diff(ends, prepend=0)
-    if ends.size and (lengths.min() < WARMUP_BARS + rows or ends[-1] != bars.shape[-1]):
+    if ends.size and ends[-1] != bars.shape[-1]:
+        raise ValueError(f"the series end at bar {ends[-1]}, not at the last of {bars.shape[-1]}")
+    if ends.size and lengths.min() < WARMUP_BARS + rows:
+        b = int(np.argmin(lengths))
         raise ValueError(
-            f"series of {lengths.min()} bars give no {rows} feature rows after {WARMUP_BARS} "
-            f"warm-up, or they end at {ends[-1]}, not at the last of {bars.shape[-1]} bars"
+            f"series {b} has {lengths[b]} bars: no {rows} feature rows after {WARMUP_BARS} warm-up"
         )
     from tradeops_assets.core.tail_kernel import tail_kernel  # numba loads where serving only
 
