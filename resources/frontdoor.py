@@ -63,6 +63,9 @@ from pathlib import Path
 import aiohttp
 import httptools
 
+from tradeops_assets.core import scheduling
+from tradeops_assets.core.errors import ConfigError
+
 BACKEND_FILE = "backend.json"
 ADMIN_SOCKET = "frontdoor.sock"
 SPEC_FILE = "bento-spec.json"
@@ -1165,6 +1168,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
+    try:
+        scheduling.apply()  # before any thread; the bentos it supervises inherit it
+    except ConfigError as exc:
+        raise SystemExit(f"front door: {exc}") from None
     factory = None
     with contextlib.suppress(ImportError):
         import uvloop

@@ -6,6 +6,7 @@ its signature, its model's tag and its model's bundle have been checked by this
 code, which comes from outside the bento; the serve process then gets the
 verified tag pinned in ``TRADEOPS_POLICY_MODEL`` and writes no bytecode into the
 signed tree (a planted ``.pyc`` would otherwise run instead of signed source).
+It runs under ``SCHED_BATCH``, as the front door does (``core.scheduling``).
 
 Each serve process keeps its Prometheus files in a directory of its own: BentoML
 would use one per ``BENTOML_HOME`` and wipe it at every start, so the new bento
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from bentos.trading_policy.release import bento_tag_of, verify_stored
 from bentos.trading_policy.settings import MODEL_ENV, ServeSettings
+from tradeops_assets.core import scheduling
 from tradeops_assets.core.errors import ConfigError, TradeopsError
 
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServeSettings.from_env(env)
         home = env.get("BENTOML_HOME") or str(Path.home() / "bentoml")
         release = verify_stored(home, args.bento, settings.public_key, settings.model_tag)
+        scheduling.apply(env)  # before exec: the arbiter and its workers inherit it
     except TradeopsError as exc:
         print(f"refusing to serve {args.bento}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 3

@@ -37,6 +37,7 @@ class Served:
     model_tag: str
     bars: pl.DataFrame
     tokens_file: Path
+    server: "Server"
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
@@ -141,6 +142,7 @@ def served(packaged, bento_home, keypair, policy_bundle, tmp_path_factory):
             packaged["model_tag"],
             policy_bundle[1],
             tokens_file,
+            server,
         )
     finally:
         server.stop()

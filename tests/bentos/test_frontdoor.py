@@ -24,6 +24,7 @@ import pytest
 from resources.frontdoor import ADMIN_SOCKET, SPEC_FILE, STATUS_PATH
 from resources.serving import free_port, stop_group
 from tests.bentos.conftest import request_for
+from tradeops_assets.core import scheduling
 
 UPSTREAM = textwrap.dedent(
     """
@@ -487,3 +488,7 @@ def test_a_real_bento_behind_the_door_serves_its_routes_and_nothing_else(served,
         assert refused.status_code == 413
         assert refused.json()["error"] == "payload_too_large"  # the door's, not the bento's
     assert door.status()["refused"] == {"not_found": 1, "compressed": 1, "too_large": 1}
+    # neither preempts the other on every forwarded request (core/scheduling.py)
+    pids = [pid for pid, _ in served.server.processes()] + [door.proc.pid]
+    assert len(pids) >= 3  # the door, bentoml serve, a worker
+    assert {pid: scheduling.policy_of(pid) for pid in pids} == dict.fromkeys(pids, "batch")
