@@ -81,6 +81,7 @@ async def _load(spec: dict) -> dict:
     span = spec["duration"] if sent_in_window else last_done - measure_from
     return {
         "requests": len(latencies),
+        "span_s": span,
         "rps": len(latencies) / span,
         "ok_rps": (len(latencies) - len(failures)) / span,
         "p50_ms": float(np.percentile(ms, 50)),

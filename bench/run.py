@@ -321,11 +321,13 @@ def bench_backtest(symbols: int, bars: int) -> dict:
 LOWER_IS_BETTER = ("s", "ms")
 
 
-def _advantage(result: dict) -> float:
-    """How many times better than the peer: above 1 is ours ahead, whichever way is better."""
+def _advantage(result: dict) -> float | None:
+    """How many times better than the peer: above 1 is ours ahead, whichever way is better.
+    None where a ratio means nothing: the figure is itself a share of the peer (a %), or
+    either side is zero (a recovery with nothing to recover)."""
     ours, peer = result["value"], result.get("peer_value")
-    if not peer or not ours:
-        return float("nan")
+    if not peer or not ours or result["unit"].startswith("%"):
+        return None
     return peer / ours if result["unit"].split()[0] in LOWER_IS_BETTER else ours / peer
 
 
@@ -338,7 +340,8 @@ def render(results: dict, info: dict, when: str, command: str) -> str:
         "",
         "Every figure is measured against its peer in the same run. A partial run "
         "(`--only`) refreshes some metrics and keeps the others from earlier runs; "
-        "the `measured` column says which run each figure comes from.",
+        "the `measured` column says which run each figure comes from. `ours vs peer` is "
+        "n/a where the figure is itself a share of its peer, or either side is zero.",
         "",
         f"- date: {when}",
         f"- command: `{command}`",
@@ -352,12 +355,13 @@ def render(results: dict, info: dict, when: str, command: str) -> str:
     ]
     for name, r in sorted(results.items()):
         ratio = _advantage(r)
+        compared = "n/a" if ratio is None else f"{ratio:.1f}x"
         measured = f"{r.get('measured', 'unknown')} by `{r.get('command', 'unknown')}`"
         goal = GOALS.get(name)
         verdict = goal.verdict(r) if goal else ""
         lines.append(
             f"| `{name}` | {r['value']:,} {r['unit']} | {r['peer']} | {r['peer_value']:,} | "
-            f"{ratio:.1f}x | {goal.text if goal else ''} | {verdict} | {measured} | "
+            f"{compared} | {goal.text if goal else ''} | {verdict} | {measured} | "
             f"{r.get('detail', '')} |"
         )
     return "\n".join(lines) + "\n"

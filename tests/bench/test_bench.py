@@ -99,6 +99,12 @@ def test_the_comparison_says_how_many_times_better_whichever_way_is_better():
     behind = run._advantage({"value": 489.2, "unit": "ms at 64 connections", "peer_value": 405.3})
     assert behind < 1  # a slower p99 than the peer's reads as behind, not ahead
     assert run._advantage({"value": 30.0, "unit": "rows/s", "peer_value": 10.0}) == 3.0
+    # a share of the peer is already the comparison; nothing recovers faster than zero
+    share = {"value": 84.8, "unit": "% of BentoML's own ceiling", "peer_value": 2472}
+    assert run._advantage(share) is None
+    assert run._advantage({"value": 0.11, "unit": "s", "peer_value": 0.0}) is None
+    failed = {"value": 0.0, "unit": "% of requests failed", "peer_value": 0.05}
+    assert run._advantage(failed) is None
 
 
 def test_a_goal_is_met_only_inside_every_bound():
