@@ -27,7 +27,6 @@ import functools
 import gc
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -416,14 +415,16 @@ class _Serving:
         )
         return request_id
 
-    def answer(self, target: float, request_id: str) -> str:
-        """``{"target_position", "policy_version", "bento_tag", "request_id"}`` as JSON text:
-        a float's repr is its JSON, and the rest is the same for every answer."""
-        target = float(target)
-        if not math.isfinite(target):  # refused before this; never served
-            raise ValueError(f"a non-finite target position {target} cannot be served")
+    def answers(self, targets: np.ndarray, request_ids: list[str]) -> list[str]:
+        """``{"target_position", "policy_version", "bento_tag", "request_id"}`` as JSON text
+        for each decision: a float's repr is its JSON, and the rest is the same for all."""
+        if not np.isfinite(targets).all():  # refused before this; never served
+            raise ValueError(f"a non-finite target position in {targets} cannot be served")
         tail = _answer_tail(self.version, self.bento_tag)
-        return f'{{"target_position":{target!r}{tail}{request_id}"}}'
+        return [
+            f'{{"target_position":{target!r}{tail}{request_id}"}}'
+            for target, request_id in zip(targets.tolist(), request_ids, strict=True)
+        ]
 
 
 def _serving() -> _Serving:
@@ -469,7 +470,7 @@ async def predict(http: Request) -> Response:
     if refused := decisions.refusal(row):
         return _refuse(state, client, refused, started, decisions.symbols[row])
     (request_id,) = state.record(decisions, [row], started, client)
-    return _json(state.answer(decisions.targets[row], request_id))
+    return _json(state.answers(decisions.targets[row : row + 1], [request_id])[0])
 
 
 def _refuse(
@@ -505,7 +506,7 @@ async def predict_batch(http: Request) -> Response:
 
 def _answers(state: _Serving, decisions: decision.Decisions, started: float, client: str):
     ids = state.record(decisions, list(range(len(decisions))), started, client)
-    answers = map(state.answer, decisions.targets.tolist(), ids)
+    answers = state.answers(decisions.targets, ids)
     return _json(f"[{','.join(answers)}]")
 
 

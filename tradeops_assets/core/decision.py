@@ -16,7 +16,13 @@ from tradeops_assets.core import features as F  # noqa: N812 (the formulas read 
 from tradeops_assets.core import request_arrow
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import RequestError
-from tradeops_assets.core.request import Limits, ParsedRequest, parse_many, parse_request
+from tradeops_assets.core.request import (
+    Limits,
+    ParsedBatch,
+    ParsedRequest,
+    parse_many,
+    parse_request,
+)
 
 
 @dataclass(frozen=True)
@@ -47,18 +53,17 @@ class Decisions:
         )
 
 
-def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Decisions:
+def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest] | ParsedBatch) -> Decisions:
     """One feature pass over every request's bars, then one policy call for the batch."""
+    if not isinstance(parsed, ParsedBatch):
+        parsed = ParsedBatch.of(parsed)
     window, batch = bundle.window, len(parsed)
     n_features = len(F.FEATURE_COLUMNS)
-    bars = np.concatenate([request.ohlcv for request in parsed], axis=1)
-    ends = np.cumsum([request.ohlcv.shape[1] for request in parsed])
-    raw = F.tail_features(bars, ends, window)
-    positions = np.fromiter((r.position for r in parsed), np.float64, batch)
+    raw = F.tail_features(parsed.ohlcv, parsed.ends, window)
     obs = np.empty((batch, window * n_features + 1), np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         obs[:, :-1] = bundle.normaliser.apply(raw).reshape(batch, -1)
-    obs[:, -1] = positions
+    obs[:, -1] = parsed.positions
     finite = np.isfinite(obs).all(axis=1)
     obs[~finite] = 0.0  # the other requests of the batch still get their decisions
     targets = bundle.policy.act(obs) * bundle.env.max_position
@@ -67,9 +72,9 @@ def decide_parsed(bundle: PolicyBundle, parsed: Sequence[ParsedRequest]) -> Deci
     return Decisions(
         targets=targets,
         features=raw[:, -1, :],
-        symbols=[r.symbol for r in parsed],
-        positions=positions,
-        bar_timestamps_us=np.fromiter((r.last_timestamp_us for r in parsed), np.int64, batch),
+        symbols=parsed.symbols,
+        positions=parsed.positions,
+        bar_timestamps_us=parsed.last_timestamps_us,
         finite=finite,
     )
 

@@ -100,6 +100,32 @@ class ParsedRequest:
     last_timestamp_us: int
 
 
+@dataclass(frozen=True)
+class ParsedBatch:
+    """Checked requests with their bars one after another, as the features take them: a
+    batch read whole (Arrow) never becomes one object per request."""
+
+    symbols: list[str]
+    positions: np.ndarray  # float64 [batch]
+    ohlcv: np.ndarray  # float64 [5, bars]: every request's bars, in request order
+    ends: np.ndarray  # int64 [batch]: where each request's bars end in ``ohlcv``
+    last_timestamps_us: np.ndarray  # int64 [batch]
+
+    @classmethod
+    def of(cls, parsed: "Sequence[ParsedRequest]") -> "ParsedBatch":
+        batch = len(parsed)
+        return cls(
+            symbols=[r.symbol for r in parsed],
+            positions=np.fromiter((r.position for r in parsed), np.float64, batch),
+            ohlcv=np.concatenate([r.ohlcv for r in parsed], axis=1),
+            ends=np.cumsum([r.ohlcv.shape[1] for r in parsed]),
+            last_timestamps_us=np.fromiter((r.last_timestamp_us for r in parsed), np.int64, batch),
+        )
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
 def _number(value: Any, where: str) -> float:
     if type(value) not in _NUMBER_TYPES:
         raise RequestError(where, f"must be a number, got {type(value).__name__}")

@@ -17,6 +17,7 @@ before any value is read.
 """
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -27,14 +28,14 @@ from tradeops_assets.core.features import OHLCV
 from tradeops_assets.core.request import (
     _EPOCH_SECONDS_LIMIT,
     COLUMNS,
+    SYMBOL_PATTERN,
     Limits,
-    ParsedRequest,
+    ParsedBatch,
     _check_length,
     _check_order,
     _check_position,
     _check_symbol,
     _check_values,
-    _quiet,
     _timestamps_us,
 )
 from tradeops_assets.core.schemas import TIMESTAMP
@@ -143,9 +144,10 @@ def _check_schema(schema: pa.Schema, path: str) -> None:
 
 def parse(
     body: bytes, bundle: PolicyBundle, limits: Limits | None = None, path: str = "requests"
-) -> list[ParsedRequest]:
+) -> ParsedBatch:
     """Every request of the stream, checked as ``parse_request`` checks one, or the first
-    refusal, naming ``requests[i]`` and the bar."""
+    refusal, naming ``requests[i]`` and the bar. The bars stay one array: no object is
+    made per request."""
     limits = limits or Limits()
     table = _read(body, path).combine_chunks()
     n = table.num_rows
@@ -180,7 +182,7 @@ def parse(
         fits.all()
         and in_range.all()
         and ends[-1] <= limits.max_batch_bars
-        and all(_quiet(_check_symbol, symbol, bundle) for symbol in set(symbols))
+        and _symbols_served(symbols, bundle)
     ):
         _refuse_first(path, symbols, positions, lengths, ends, bundle, limits)
     values = [column.flatten() for column in lists]
@@ -195,14 +197,23 @@ def parse(
     if implausible.any():
         bar = int(np.argmax(implausible))
         raise RequestError(field(bar, TIMESTAMP), f"{stamps_us[bar]} µs is not a plausible time")
-    ends = np.cumsum(lengths)
     _check_order(stamps_us, field, ends)
-    return [
-        ParsedRequest(symbol, position, ohlcv[:, end - length : end], int(stamps_us[end - 1]))
-        for symbol, position, length, end in zip(
-            symbols, positions.tolist(), lengths.tolist(), ends.tolist(), strict=True
-        )
-    ]
+    return ParsedBatch(symbols, positions, ohlcv, ends, stamps_us[ends - 1])
+
+
+@lru_cache(maxsize=8)
+def _well_formed(symbols: frozenset[str]) -> frozenset[str]:
+    """Those of a bundle's symbols a request may name: each checked once per bundle."""
+    return frozenset(s for s in symbols if SYMBOL_PATTERN.fullmatch(s))
+
+
+def _symbols_served(symbols: list[str], bundle: PolicyBundle) -> bool:
+    """Whether every symbol (a string: the schema says so) is well formed and one the policy
+    serves; ``_refuse_first`` names the first that is not, as ``_check_symbol`` words it."""
+    named = set(symbols)
+    if bundle.symbols:
+        return named <= _well_formed(bundle.symbols)
+    return all(SYMBOL_PATTERN.fullmatch(symbol) for symbol in named)
 
 
 def _refuse_first(path, symbols, positions, lengths, ends, bundle, limits) -> None:
