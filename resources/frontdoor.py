@@ -197,6 +197,8 @@ class Upstream(asyncio.Protocol):
         self.closed = False
         self.got_bytes = False
         self.idle_since = 0.0
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -210,6 +212,9 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(f"connection closed{f' ({exc!r})' if exc else ''}")
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -249,16 +254,24 @@ class Upstream(asyncio.Protocol):
         self._reset()
         loop = asyncio.get_running_loop()
         answer = self.answer = loop.create_future()
-        timer = loop.call_later(
-            timeout_s, lambda: answer.done() or answer.set_exception(TimeoutError())
-        )
+        self.deadline = loop.time() + timeout_s
+        if self.timer is None:  # one timer serves the exchanges of a kept-alive connection
+            self.timer = loop.call_at(self.deadline, self._expire)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
+        return await answer
+
+    def _expire(self) -> None:
+        self.timer = None
+        answer = self.answer
+        if answer is None or answer.done() or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:  # a later exchange's deadline
+            self.timer = loop.call_at(self.deadline, self._expire)
+            return
+        answer.set_exception(TimeoutError())
 
 
 class UpstreamPool:
@@ -385,7 +398,7 @@ class FrontDoor:
         port = int(self.backend["port"])
         head = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
         for name, value in request.headers:
-            if name.lower() not in REQUEST_HOP:
+            if name not in REQUEST_HOP:
                 head += (name, b": ", value, b"\r\n")
         body = bytes(request.body)
         head.append(b"content-length: %d\r\n" % len(body))
@@ -490,6 +503,9 @@ class Connection(asyncio.Protocol):
         self.queue: deque[_Request] = deque()
         self.worker: asyncio.Task | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.deadline = 0.0
+        self.on_deadline = None
         self.discarding = False  # a refusal ends this connection: parse nothing more
         self.lingering = False
         self.eof = False
@@ -509,6 +525,9 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.door.connections -= 1
         self._disarm()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.current is not None:
             self._end_upload(self.current)
         if self.worker is not None:
@@ -556,7 +575,7 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.current
-        request.headers.append((name, value))
+        request.headers.append((name.lower(), value))
         self._count_header(len(name) + len(value) + 4)
         if len(request.headers) > self.limits.max_headers:
             self.door.refused["headers_too_large"] += 1
@@ -608,7 +627,7 @@ class Connection(asyncio.Protocol):
     def _screen(self, request: _Request) -> tuple[Reply | None, bool]:
         """The refusal a request gets from its headers alone, if any, and whether it has a body."""
         length = self._header(request, b"content-length")
-        chunked = any(k.lower() == b"transfer-encoding" for k, _ in request.headers)
+        chunked = any(k == b"transfer-encoding" for k, _ in request.headers)
         has_body = chunked or (length not in (b"", b"0"))
         url = httptools.parse_url(request.url) if request.url.startswith(b"/") else None
         methods = self.routes.get(url.path) if url is not None else None
@@ -621,9 +640,7 @@ class Connection(asyncio.Protocol):
             allow = (b"allow", b", ".join(sorted(methods)))
             reason = f"{request.method.decode()} is not served here"
             return error_reply(405, "method_not_allowed", reason, allow), has_body
-        encodings = [
-            v.strip().lower() for k, v in request.headers if k.lower() == b"content-encoding"
-        ]
+        encodings = [v.strip().lower() for k, v in request.headers if k == b"content-encoding"]
         if any(e not in IDENTITY for e in encodings):
             self.door.refused["compressed"] += 1
             return error_reply(
@@ -654,7 +671,7 @@ class Connection(asyncio.Protocol):
 
     @staticmethod
     def _header(request: _Request, name: bytes) -> bytes:
-        return next((v.strip() for k, v in request.headers if k.lower() == name), b"")
+        return next((v.strip() for k, v in request.headers if k == name), b"")
 
     def _count_header(self, n: int) -> None:
         self.current.header_bytes += n
@@ -766,13 +783,35 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def _arm(self, delay: float, callback) -> None:
-        self._disarm()
-        self.timer = self.loop.call_later(delay, callback)
-
-    def _disarm(self) -> None:
+        """``callback`` after ``delay`` unless disarmed or armed again first. The event-loop
+        timer behind it is moved only when it would fire too late: it fires at most one
+        header timeout ahead, and then waits on for a later deadline, so a request's
+        phases (headers, body, idle) cost no timer of their own."""
+        self.deadline = self.loop.time() + delay
+        self.on_deadline = callback
+        if self.timer is not None and self.timer_at <= self.deadline:
+            return
         if self.timer is not None:
             self.timer.cancel()
-            self.timer = None
+        self._schedule()
+
+    def _disarm(self) -> None:
+        self.on_deadline = None
+
+    def _schedule(self) -> None:
+        now = self.loop.time()
+        self.timer_at = min(self.deadline, now + self.limits.header_timeout_s)
+        self.timer = self.loop.call_at(self.timer_at, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.on_deadline is None or self.closed:
+            return
+        if self.loop.time() < self.deadline:
+            self._schedule()
+            return
+        callback, self.on_deadline = self.on_deadline, None
+        callback()
 
 
 _PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}
