@@ -283,14 +283,20 @@ class UpstreamPool:
         self.keepalive_s = keepalive_s
         self.idle: dict[int, list[Upstream]] = {}
 
-    async def connect(self, port: int, fresh: bool) -> Upstream:
-        loop = asyncio.get_running_loop()
+    def reuse(self, port: int) -> Upstream | None:
+        """An idle connection to ``port`` still fit to use, if any: no await on this path."""
         idle = self.idle.get(port)
-        while idle and not fresh:
+        now = asyncio.get_running_loop().time()
+        while idle:
             conn = idle.pop()
-            if not conn.closed and loop.time() - conn.idle_since < self.keepalive_s:
+            if not conn.closed and now - conn.idle_since < self.keepalive_s:
                 return conn
             conn.close()
+        return None
+
+    async def connect(self, port: int) -> Upstream:
+        """A new connection to ``port``."""
+        loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(Upstream, "127.0.0.1", port)
         except OSError as exc:
@@ -409,7 +415,9 @@ class FrontDoor:
             while True:
                 conn = None
                 try:
-                    conn = await self.pool.connect(port, fresh)
+                    conn = (None if fresh else self.pool.reuse(port)) or await self.pool.connect(
+                        port
+                    )
                     message = b"".join([*head, b"host: 127.0.0.1:%d\r\n\r\n" % port])
                     status, headers, payload, keep = await conn.exchange(
                         message, body, self.limits.upstream_timeout_s
@@ -766,7 +774,8 @@ class Connection(asyncio.Protocol):
         parts += (b"\r\n", body)
         if not self.closed:
             self.transport.write(b"".join(parts))
-            await self.writable.wait()
+            if not self.writable.is_set():
+                await self.writable.wait()
 
     def _linger(self) -> None:
         """Half-closes, then drops what the client still sends for a moment before closing."""
