@@ -145,4 +145,8 @@ def _restart_s(restarts: list[dict], killed: float) -> str:
     from datetime import datetime
 
     after = [datetime.fromisoformat(e["time"]).timestamp() - killed for e in restarts]
-    return f"{min(after):.1f} s (event logged)" if after else "no logged restart"
+    if not after:
+        return "no logged restart"
+    first = min(after)
+    took = f"{first * 1e3:.0f} ms" if first < 1 else f"{first:.1f} s"
+    return f"{took} (event logged)"

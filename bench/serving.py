@@ -50,7 +50,9 @@ TOKEN = "bench-token-0123456789abcdef0123456789"
 SERVER_CPU, LOAD_CPU = 0, 1
 BATCH = 100
 PAIRS = 3
-"""Alternations of the bento alone and through the door, for the door's cost."""
+"""Alternations of two loads compared with each other: the bento alone and through the
+door, for the door's cost; /livez and /predict, for the share of BentoML's ceiling."""
+CEILING_CONNECTIONS = 16
 ARROW_HEADERS = {"Content-Type": request_arrow.MEDIA_TYPE}
 
 
@@ -302,8 +304,6 @@ def bench_serving(
                 [{"base64": base64.b64encode(arrow).decode()}],
                 ARROW_HEADERS,
             )
-            # BentoML's own ceiling on this core: its HTTP stack answering a no-op probe.
-            ceiling = _load(f"{bento.url}/livez", [None], 16, duration, {}, method="GET")
             ours = _levels(
                 {
                     "predict": (f"{bento.url}/predict", requests),
@@ -316,6 +316,15 @@ def bench_serving(
                 duration,
                 auth,
             )
+            # BentoML's own ceiling on this core, its HTTP stack answering a no-op probe,
+            # alternated with /predict at the sweep's peak: the machine's speed drifts.
+            layout, at = _peak(ours, connections)
+            bodies = requests if layout == "predict" else columnar
+            for k in range(PAIRS):
+                ours[f"pair_livez{k}"] = _load(
+                    f"{bento.url}/livez", [None], CEILING_CONNECTIONS, duration, {}, method="GET"
+                )
+                ours[f"pair_peak{k}"] = _load(f"{bento.url}/predict", bodies, at, duration, auth)
             sizes = {
                 "rows": len(json.dumps({"requests": requests})),
                 "columns": len(json.dumps({"requests": columnar})),
@@ -378,7 +387,15 @@ def bench_serving(
     gap = float(np.max(np.abs(np.asarray([a["target_position"] for a in ours_batch]) - peer_batch)))
     if gap > 1e-4:
         raise SystemExit(f"bench: the bento and MLflow disagree on the same market by {gap:.2e}")
-    return _results(ours, peer, connections, gap, ceiling, sizes)
+    return _results(ours, peer, connections, gap, sizes)
+
+
+def _peak(levels: dict, connections) -> tuple[str, int]:
+    """The /predict layout ("predict" rows, "predict_columnar") and connections of the peak."""
+    return max(
+        ((name, c) for name in ("predict", "predict_columnar") for c in connections),
+        key=lambda nc: levels[f"{nc[0]}@{nc[1]}"]["rps"],
+    )
 
 
 def _pair_at(connections) -> int:
@@ -406,9 +423,7 @@ def _table(levels: dict, connections, suffix: str = "") -> str:
     return "; ".join(parts)
 
 
-def _results(
-    ours: dict, peer: dict, connections, gap: float, ceiling: dict, sizes: dict[str, int]
-) -> dict:
+def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, int]) -> dict:
     c_ours, p_ours = _best(ours, "predict", connections)
     c_peer, p_peer = _best(peer, "predict", connections)
     cc_ours, pc_ours = _best(ours, "predict_columnar", connections)
@@ -426,6 +441,10 @@ def _results(
         f"{_table(ours, connections, '_columnar')} || mlflow: {_table(peer, connections)}; "
         f"same decisions to {gap:.1e}, and the same on rows and columns"
     )
+    layout, peak_c = _peak(ours, connections)
+    ceilings = [(ours[f"pair_livez{k}"], ours[f"pair_peak{k}"]) for k in range(PAIRS)]
+    ceiling_shares = [100 * p["rps"] / c["rps"] for c, p in ceilings]
+    ceiling = ceilings[int(np.argsort(ceiling_shares)[len(ceiling_shares) // 2])][0]
     share = p_ours["rps"] / ceiling["rps"]
     door, through_door = "", {}
     if f"door_predict@{most}" in ours:
@@ -474,18 +493,19 @@ def _results(
                 + ", ".join(f"{a:+.1f} ms" for a in added),
             },
         }
-    peak_c, peak = max(
-        ((c, ours[f"{name}@{c}"]) for name in ("predict", "predict_columnar") for c in connections),
-        key=lambda item: item[1]["rps"],
-    )
     return through_door | {
         "serve_predict_ceiling_share": {
-            "value": round(100 * peak["rps"] / ceiling["rps"], 1),
+            "value": round(float(np.median(ceiling_shares)), 1),
             "unit": "% of BentoML's own ceiling",
-            "peer": "GET /livez on the same core, 16 connections",
+            "peer": f"GET /livez on the same core, {CEILING_CONNECTIONS} connections, "
+            "alternated with /predict",
             "peer_value": round(ceiling["rps"]),
-            "detail": f"best /predict of either layout: {peak['rps']:,.0f}/s at {peak_c} "
-            f"connections; rows alone {p_ours['rps']:,.0f}/s ({share:.0%})",
+            "detail": f"median of {PAIRS} alternations of /livez and /predict at the sweep's "
+            f"peak ({'columns' if layout == 'predict_columnar' else 'rows'}, {peak_c} "
+            "connections): "
+            + "; ".join(
+                f"/livez {c['rps']:,.0f}/s, /predict {p['rps']:,.0f}/s" for c, p in ceilings
+            ),
         },
         f"serve_predict_rps_at_{most}_share": {
             "value": round(100 * at_most_ours["ok_rps"] / p_ours["rps"], 1),
