@@ -55,9 +55,7 @@ LOG_CLOSE_REACH = max(*RETURN_HORIZONS, *VOL_WINDOWS)
 _jit = numba.njit(cache=False, nogil=True, boundscheck=False, error_model="numpy")
 
 
-@numba.njit(
-    cache=False, nogil=True, boundscheck=False, error_model="numpy", fastmath={"reassoc"}
-)
+@numba.njit(cache=False, nogil=True, boundscheck=False, error_model="numpy", fastmath={"reassoc"})
 def _mean_std(x, end, width):
     """Mean and sample std of ``x[end - width + 1 : end + 1]``."""
     last = x[end]
