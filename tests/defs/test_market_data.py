@@ -62,7 +62,9 @@ def test_features_use_only_months_that_passed_the_checks_as_configured(gappy):
 
 
 def test_each_month_records_its_own_figures(gappy):
-    instance, _, months = gappy
+    instance, resources, months = gappy
+    # its own run: under xdist the test above may run in another worker's instance
+    assert run(instance, resources, "market_bars", LOOSE, keys=months).success
     records = instance.fetch_materializations(dg.AssetKey("market_bars"), limit=100).records
     latest = {}
     for record in records:  # newest first
