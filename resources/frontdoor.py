@@ -63,6 +63,7 @@ from pathlib import Path
 import aiohttp
 import httptools
 
+from bentos.trading_policy.settings import scheduling_policy
 from tradeops_assets.core import scheduling
 from tradeops_assets.core.errors import ConfigError
 
@@ -1217,7 +1218,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
     try:
-        scheduling.apply()  # before any thread; the bentos it supervises inherit it
+        # before any thread; the bentos it supervises inherit it
+        scheduling.apply(scheduling_policy(os.environ))
     except ConfigError as exc:
         raise SystemExit(f"front door: {exc}") from None
     factory = None

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bentos.trading_policy.release import bento_tag_of, verify_stored
-from bentos.trading_policy.settings import MODEL_ENV, ServeSettings
+from bentos.trading_policy.settings import MODEL_ENV, ServeSettings, scheduling_policy
 from tradeops_assets.core import scheduling
 from tradeops_assets.core.errors import ConfigError, TradeopsError
 
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServeSettings.from_env(env)
         home = env.get("BENTOML_HOME") or str(Path.home() / "bentoml")
         release = verify_stored(home, args.bento, settings.public_key, settings.model_tag)
-        scheduling.apply(env)  # before exec: the arbiter and its workers inherit it
+        # before exec: the arbiter and its workers inherit it
+        scheduling.apply(scheduling_policy(env))
     except TradeopsError as exc:
         print(f"refusing to serve {args.bento}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 3

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from tradeops_assets.core import scheduling
 from tradeops_assets.core.errors import ConfigError
 from tradeops_assets.core.tokens import check_token
 
@@ -30,6 +31,18 @@ PASSED_THROUGH = re.compile(
 )
 PRIVATE_MARKERS = ("PRIVATE KEY-----",)
 BAR_JSON_BYTES = 200  # one bar, ISO timestamp and five 17-digit numbers, pretty-printed
+
+
+SCHED_ENV = "TRADEOPS_SERVE_SCHED"
+"""``batch`` (the default) or ``normal``: the CPU policy of the door and the bento
+(``core.scheduling``)."""
+
+
+def scheduling_policy(env: Mapping[str, str]) -> str:
+    policy = env.get(SCHED_ENV, "batch")
+    if policy not in scheduling.POLICIES:
+        raise ConfigError(f"{SCHED_ENV}={policy!r}: expected 'batch' or 'normal'")
+    return policy
 
 
 def serving_environment(base: Mapping[str, str], **extra: str) -> dict[str, str]:

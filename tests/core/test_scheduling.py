@@ -5,11 +5,12 @@ import sys
 
 import pytest
 
-from tradeops_assets.core.scheduling import BATCH_ENV
+from bentos.trading_policy.settings import SCHED_ENV as BATCH_ENV
 
 APPLY = (
     "import sys; from tradeops_assets.core import scheduling as s; "
-    "print(s.apply({k: v for k, v in [a.split('=', 1) for a in sys.argv[1:]]}), "
+    "from bentos.trading_policy.settings import scheduling_policy; "
+    "print(s.apply(scheduling_policy(dict(a.split('=', 1) for a in sys.argv[1:]))), "
     "s.policy_of(0))"
 )
 

@@ -13,22 +13,19 @@ it starts afterwards inherits it.
 
 import os
 
-from tradeops_assets.core.errors import ConfigError
-
-BATCH_ENV = "TRADEOPS_SERVE_SCHED"
-"""``batch`` (the default) or ``normal``: the policy the serving processes run under."""
+POLICIES = ("batch", "normal")
+"""What a serving process may run under (``settings.scheduling_policy`` reads which)."""
 
 
-def apply(env: dict[str, str] | None = None) -> str:
-    """Puts this process (and what it starts from now on) under the configured policy;
-    returns the policy it runs under. Call it before starting threads: a policy is
-    per thread, inherited only by threads and processes started after it is set."""
-    wanted = (env if env is not None else os.environ).get(BATCH_ENV, "batch")
-    if wanted not in ("batch", "normal"):
-        raise ConfigError(f"{BATCH_ENV}={wanted!r}: expected 'batch' or 'normal'")
-    if wanted == "batch":
+def apply(policy: str) -> str:
+    """Puts this process (and what it starts from now on) under ``policy``; returns it.
+    Call it before starting threads: a policy is per thread, inherited only by threads
+    and processes started after it is set."""
+    if policy not in POLICIES:
+        raise ValueError(f"scheduling policy {policy!r}: expected one of {POLICIES}")
+    if policy == "batch":
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    return wanted
+    return policy
 
 
 def policy_of(pid: int) -> str:
