@@ -398,6 +398,11 @@ def _peak(levels: dict, connections) -> tuple[str, int]:
     )
 
 
+def _median_at(values: list[float]) -> int:
+    """Which of ``PAIRS`` alternations gave the median figure (its peer is reported)."""
+    return int(np.argsort(values)[len(values) // 2])
+
+
 def _pair_at(connections) -> int:
     return 64 if 64 in connections else max(connections)
 
@@ -444,7 +449,7 @@ def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, i
     layout, peak_c = _peak(ours, connections)
     ceilings = [(ours[f"pair_livez{k}"], ours[f"pair_peak{k}"]) for k in range(PAIRS)]
     ceiling_shares = [100 * p["rps"] / c["rps"] for c, p in ceilings]
-    ceiling = ceilings[int(np.argsort(ceiling_shares)[len(ceiling_shares) // 2])][0]
+    ceiling = ceilings[_median_at(ceiling_shares)][0]
     share = p_ours["rps"] / ceiling["rps"]
     door, through_door = "", {}
     if f"door_predict@{most}" in ours:
@@ -465,7 +470,7 @@ def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, i
         ]
         shares = [100 * d["rps"] / b["rps"] for b, d in pairs]
         added = [d["p99_ms"] - b["p99_ms"] for b, d in pairs]
-        middle = int(np.argsort(shares)[len(shares) // 2])
+        middle = _median_at(shares)
         rounds = "; ".join(
             f"bento {b['rps']:,.0f}/s p99 {b['p99_ms']:.1f} ms, door {d['rps']:,.0f}/s p99 "
             f"{d['p99_ms']:.1f} ms ({_failed(d)} of {d['requests']:,})"

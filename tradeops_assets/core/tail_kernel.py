@@ -52,10 +52,12 @@ SIGNAL_A = 2.0 / (MACD_SIGNAL + 1.0)
 LOG_CLOSE_REACH = max(*RETURN_HORIZONS, *VOL_WINDOWS)
 """Bars before a feature row whose log close a return or a volatility window reads."""
 
-_jit = numba.njit(cache=False, nogil=True, boundscheck=False, error_model="numpy")
+_OPTIONS = {"cache": False, "nogil": True, "boundscheck": False, "error_model": "numpy"}
+"""Every function here: never cached on disk (see above)."""
+_jit = numba.njit(**_OPTIONS)
 
 
-@numba.njit(cache=False, nogil=True, boundscheck=False, error_model="numpy", fastmath={"reassoc"})
+@numba.njit(**_OPTIONS, fastmath={"reassoc"})  # a flat window still sums to 0
 def _mean_std(x, end, width):
     """Mean and sample std of ``x[end - width + 1 : end + 1]``."""
     last = x[end]
@@ -75,11 +77,7 @@ def _safe_div(num, den, fallback):
 
 
 @numba.njit(
-    numba.float64[:, :, ::1](numba.float64[:, ::1], numba.int64[::1], numba.int64),
-    cache=False,
-    nogil=True,
-    boundscheck=False,
-    error_model="numpy",
+    numba.float64[:, :, ::1](numba.float64[:, ::1], numba.int64[::1], numba.int64), **_OPTIONS
 )
 def tail_kernel(bars, ends, rows):
     """float64 [5, all bars] (open, high, low, close, volume of every series, one after
