@@ -419,6 +419,38 @@ def test_named_clients_are_logged_and_revoked_without_a_redeploy(served, good):
     time.sleep(2.5)
 
 
+def test_concurrent_single_calls_are_each_logged_as_their_own(served):
+    """Single calls decided in one batch are logged together (one queue item a turn):
+    each row must still be its own caller's, with its own position and answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .conftest import DESK_TOKEN
+
+    calls = [(k, DESK_TOKEN if k % 2 else served.token) for k in range(64)]
+    positions = {k: round(-0.9 + 0.025 * k, 3) for k, _ in calls}
+
+    def post(call):
+        k, token = call
+        body = request_for(served.bars, f"SYN{k % 3:04d}", 100, position=positions[k])
+        with served.client(token) as client:
+            return k, client.post("/predict", json=body)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = dict(pool.map(post, calls))
+    assert {r.status_code for r in answers.values()} == {200}
+    by_id = {r.json()["request_id"]: k for k, r in answers.items()}
+    logged_ids(served, set(by_id))
+    rows = read_log(served.log_dir).filter(pl.col("request_id").is_in(list(by_id)))
+    assert rows.height == len(by_id)
+    for row in rows.iter_rows(named=True):
+        k = by_id[row["request_id"]]
+        assert row["client"] == ("desk-a" if k % 2 else "default")
+        assert row["symbol"] == f"SYN{k % 3:04d}"
+        assert row["position"] == positions[k]
+        assert row["target_position"] == answers[k].json()["target_position"]
+        assert row["latency_ms"] > 0
+
+
 def _until(call, status: int, timeout: float = 20):
     deadline = time.monotonic() + timeout
     while True:

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,40 @@ def test_refusals_are_logged_apart_from_served_decisions(tmp_path):
     assert refused["reason"].to_list() == ["bars.3.close: must be positive", "unknown token"]
     no_decision = ["bar_timestamp", "position", "target_position", *FEATURE_COLUMNS]
     assert refused.select(pl.col(no_decision).is_null().all()).row(0) == (True,) * len(no_decision)
+
+
+def test_single_calls_decided_together_keep_each_ones_client_and_latency(tmp_path):
+    log = PredictionLog(tmp_path, flush_seconds=3600)
+    together = batch(["t-1", "t-2", "t-3"])
+    log.append(replace(together, latency_ms=[0.5, 1.5, 2.5], client=["desk-a", "desk-b", None]))
+    log.append(batch(["alone"], client="desk-c"))
+    log.close()
+    rows = read_log(tmp_path).sort("request_id")
+    assert rows["request_id"].to_list() == ["alone", "t-1", "t-2", "t-3"]
+    assert rows["client"].to_list() == ["desk-c", "desk-a", "desk-b", None]
+    assert rows["latency_ms"].to_list() == [0.5, 0.5, 1.5, 2.5]
+
+
+@pytest.mark.parametrize("field", ["latency_ms", "client", "symbols"])
+def test_per_request_fields_must_match_the_request_ids(field):
+    with pytest.raises(ValueError, match=f"2 {field} for 3 request ids"):
+        replace(batch(["a", "b", "c"]), **{field: ["x", "y"] if field != "latency_ms" else [1, 2]})
+
+
+def test_the_writer_frames_between_syncs_and_journals_only_on_a_sync(tmp_path):
+    """Rows are framed every drain tick (the GIL in small pieces) but written to the
+    journal on the sync clock alone."""
+    log = PredictionLog(tmp_path, flush_seconds=3600, sync_seconds=3600, drain_seconds=0.05)
+    try:
+        log.append(batch(["a"]))
+        wait_for(lambda: [f.height for f in log._pending] == [1])
+        log.append(batch(["b", "c"]))
+        wait_for(lambda: [f.height for f in log._pending] == [1, 2])
+        assert journals(tmp_path) == []
+        assert parts(tmp_path) == []
+    finally:
+        log.close()
+    assert sorted(ids(tmp_path)) == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -11,9 +11,11 @@ refusal is one row with ``status="refused"``, its HTTP status and reason, and
 nulls where no decision was made. A non-finite target is never logged as served.
 
 ``append`` is a queue put, so the request path does no I/O and takes no lock. A
-daemon thread drains the queue every ``sync_seconds`` (default 1 s) into the
-process's journal, a file the process holds an ``flock`` on; a SIGKILL leaves the
-written bytes in the page cache, so at most the last ``sync_seconds`` are lost.
+daemon thread drains the queue into tables every ``drain_seconds`` (default 0.1 s),
+so that the GIL it holds while framing rows is held in small pieces, and every
+``sync_seconds`` (default 1 s) writes them to the process's journal, a file the
+process holds an ``flock`` on; a SIGKILL leaves the written bytes in the page
+cache, so at most the last ``sync_seconds`` are lost.
 Every ``flush_rows`` rows or ``flush_seconds``, and on ``close`` (SIGTERM), the
 segment is rolled into one Parquet part per day and its journal deleted. A new
 ``PredictionLog`` rolls the journals of dead processes (lockable ones) into the
@@ -90,7 +92,8 @@ class NonFiniteDecisionError(TradeopsError, ValueError):
 
 @dataclass(frozen=True)
 class LogBatch:
-    """Answers given by one call: arrays, so a batch of 100 is one queue item."""
+    """Answers given by one call, or by the single calls decided together: arrays, so a
+    batch of 100 is one queue item (the writer's time, which holds the GIL, goes by items)."""
 
     request_ids: Sequence[str]
     predicted_at_us: int
@@ -101,16 +104,18 @@ class LogBatch:
     features: np.ndarray | None  # [n, len(FEATURE_COLUMNS)]
     policy_version: str
     bento_tag: str
-    latency_ms: float
-    client: str | None = None
+    latency_ms: float | Sequence[float]  # one for all, or one per request
+    client: str | Sequence[str | None] | None = None  # likewise
     status: str = SERVED
     http_status: int = 200
     reason: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.request_ids)
-        if len(self.symbols) != n:
-            raise ValueError(f"{len(self.symbols)} symbols for {n} request ids")
+        for name in ("symbols", "latency_ms", "client"):
+            value = getattr(self, name)
+            if (name == "symbols" or _per_request(value)) and len(value) != n:
+                raise ValueError(f"{len(value)} {name} for {n} request ids")
         if self.status == REFUSED:
             return
         if self.status != SERVED:
@@ -173,8 +178,20 @@ def frame_of(batches: Sequence[LogBatch]) -> pl.DataFrame:
     return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
 
-def _repeat(values: list, counts: list[int]) -> pl.Series:
-    return pl.Series(values, strict=False).gather(np.repeat(np.arange(len(values)), counts))
+def _per_request(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _column(batches: Sequence[LogBatch], field: str, counts: list[int]) -> pl.Series:
+    """A field's values row by row, whether a batch holds one for all or one per request."""
+    values: list = []
+    for batch, count in zip(batches, counts, strict=True):
+        value = getattr(batch, field)
+        if _per_request(value):
+            values.extend(value.tolist() if isinstance(value, np.ndarray) else value)
+        else:
+            values.extend([value] * count)
+    return pl.Series(values, strict=False)
 
 
 def _finish(columns: dict) -> pl.DataFrame:
@@ -194,7 +211,7 @@ def _served(batches: list[LogBatch]) -> pl.DataFrame:
         return np.concatenate([np.asarray(getattr(b, field), dtype) for b in batches])
 
     def each(field: str) -> pl.Series:
-        return _repeat([getattr(b, field) for b in batches], counts)
+        return _column(batches, field, counts)
 
     return _finish(
         {
@@ -223,7 +240,7 @@ def _refused(batches: list[LogBatch]) -> pl.DataFrame:
         "request_id": [r for b in batches for r in b.request_ids],
         "symbol": pl.Series([s for b in batches for s in b.symbols], dtype=pl.String()),
         **{
-            name: _repeat([getattr(b, field) for b in batches], counts)
+            name: _column(batches, field, counts)
             for name, field in (
                 ("predicted_at", "predicted_at_us"),
                 ("policy_version", "policy_version"),
@@ -430,16 +447,20 @@ class PredictionLog:
         flush_rows: int = 10_000,
         flush_seconds: float = 5.0,
         sync_seconds: float = 1.0,
+        drain_seconds: float = 0.1,
         on_failure: Callable[[str], None] | None = None,
         max_pending_rows: int = 1_000_000,
     ):
-        if sync_seconds <= 0 or max_pending_rows < 1:
-            raise ValueError("sync_seconds must be positive and max_pending_rows at least 1")
+        if sync_seconds <= 0 or drain_seconds <= 0 or max_pending_rows < 1:
+            raise ValueError(
+                "sync_seconds and drain_seconds must be positive, max_pending_rows at least 1"
+            )
         self.root = Path(root)
         _private_dir(self.root)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.sync_seconds = sync_seconds
+        self.drain_seconds = drain_seconds
         self.max_pending_rows = max_pending_rows
         self.on_failure = on_failure
         self.rows_written = 0
@@ -477,23 +498,29 @@ class PredictionLog:
             self._fail("recovering journals", exc)
         flush_every = max(self.flush_seconds, _MIN_WAIT)
         sync_every = max(self.sync_seconds, _MIN_WAIT)
+        drain_every = min(max(self.drain_seconds, _MIN_WAIT), sync_every)
         next_flush = time.monotonic() + flush_every
         next_sync = time.monotonic() + sync_every
+        next_drain = time.monotonic() + drain_every
         backing_off = False  # after a failed roll, retry on the clock, not on every tick
         while True:
-            closing = self._closed.wait(max(0.0, min(next_flush, next_sync) - time.monotonic()))
+            wake = min(next_flush, next_sync, next_drain)
+            closing = self._closed.wait(max(0.0, wake - time.monotonic()))
             try:
                 self._drain()
                 now = time.monotonic()
+                next_drain = now + drain_every
                 full = sum(f.height for f in self._pending) >= self.flush_rows
-                rolled = False
                 if closing or now >= next_flush or (full and not backing_off):
                     rolled = self._roll()
                     backing_off = not rolled
                     next_flush = now + flush_every
-                if not rolled:
+                    if not rolled:
+                        self._sync()
+                    next_sync = now + sync_every
+                elif now >= next_sync:
                     self._sync()
-                next_sync = now + sync_every
+                    next_sync = now + sync_every
             except Exception as exc:  # the thread must outlive any one bad batch
                 self._fail("writing", exc)
             if closing:
