@@ -41,8 +41,10 @@ from typing import Any
 
 import bentoml
 import numpy as np
+import orjson
 import prometheus_client
 from bentoml._internal.server.http import instruments, traffic
+from pydantic_core import from_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,11 +56,6 @@ from tradeops_assets.core import decision, features, request, request_arrow, tok
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
-
-try:  # pydantic_core ships with BentoML and parses JSON ~3.5x faster than the stdlib
-    from pydantic_core import from_json as _loads
-except ImportError:  # pragma: no cover
-    _loads = json.loads
 
 logger = logging.getLogger("tradeops.serving")
 
@@ -501,6 +498,16 @@ async def _bytes(http: Request) -> bytes:
             raise RequestError("body", f"larger than {limit} bytes")
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _loads(body: bytes) -> Any:
+    """orjson reads a 96-bar request in two thirds of pydantic_core's time. What it refuses,
+    pydantic_core reads if it can: NaN and Infinity literals and integers past float range,
+    which validation then refuses naming the field at fault, not the body."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return from_json(body)
 
 
 async def _body(http: Request) -> Any:
