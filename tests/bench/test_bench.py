@@ -125,3 +125,40 @@ def test_recovery_is_timed_from_the_kill_to_the_last_request_it_hurt():
     assert _recovery(hurt, killed=10.0, until=20.0) == pytest.approx(2.9)  # held, then answered
     assert _recovery(hurt, killed=13.0, until=20.0) == 0.0  # nothing hurt after it
     assert _recovery(hurt, killed=20.0, until=30.0) == pytest.approx(0.4)  # in flight at the kill
+
+
+def test_throughput_counts_until_the_last_request_sent_in_the_window_is_answered():
+    """Requests slower than the window (batches at 256 connections took 13 s in a 5 s
+    window) must not count as made within it."""
+    import asyncio
+
+    from bench.load import _load
+
+    delay_s = 0.6
+
+    async def answer_late(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(delay_s)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def run() -> dict:
+        server = await asyncio.start_server(answer_late, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            spec = {
+                "url": f"http://127.0.0.1:{port}/",
+                "method": "GET",
+                "bodies": [None],
+                "connections": 4,
+                "duration": 0.1,
+                "warmup": 0.0,
+            }
+            return await _load(spec)
+
+    result = asyncio.run(run())
+    assert result["requests"] == 4  # one each, all sent in the window
+    assert result["failures"] == 0
+    assert result["span_s"] >= delay_s
+    assert result["rps"] == result["requests"] / result["span_s"]
