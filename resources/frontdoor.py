@@ -183,6 +183,56 @@ class UpstreamError(Exception):
         self.unreadable = unreadable
 
 
+class Deadline:
+    """A callback at a deadline that moves on every request and rarely fires. The
+    event-loop timer behind it is moved only when it would fire too late: it fires at
+    most ``horizon`` ahead, and then waits on for a later deadline, so moving the
+    deadline (each phase of a request, each exchange on a kept-alive connection) costs
+    no timer of its own."""
+
+    def __init__(self, horizon: float = float("inf")) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.horizon = horizon
+        self.at = 0.0
+        self.callback = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+
+    def arm(self, delay: float, callback) -> None:
+        """``callback`` after ``delay`` unless disarmed or armed again first."""
+        self.at = self.loop.time() + delay
+        self.callback = callback
+        if self.timer is not None and self.timer_at <= self.at:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self._schedule()
+
+    def disarm(self) -> None:
+        self.callback = None
+
+    def cancel(self) -> None:
+        """Disarmed for good: the connection is gone."""
+        self.callback = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _schedule(self) -> None:
+        self.timer_at = min(self.at, self.loop.time() + self.horizon)
+        self.timer = self.loop.call_at(self.timer_at, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.callback is None:
+            return
+        if self.loop.time() < self.at:
+            self._schedule()
+            return
+        callback, self.callback = self.callback, None
+        callback()
+
+
 class Upstream(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to a bento: a request out, its response back.
 
@@ -198,8 +248,7 @@ class Upstream(asyncio.Protocol):
         self.closed = False
         self.got_bytes = False
         self.idle_since = 0.0
-        self.deadline = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = Deadline()  # one timer serves the exchanges of a kept-alive connection
         self._reset()
 
     def _reset(self) -> None:
@@ -213,9 +262,7 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(f"connection closed{f' ({exc!r})' if exc else ''}")
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline.cancel()
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -255,24 +302,15 @@ class Upstream(asyncio.Protocol):
         self._reset()
         loop = asyncio.get_running_loop()
         answer = self.answer = loop.create_future()
-        self.deadline = loop.time() + timeout_s
-        if self.timer is None:  # one timer serves the exchanges of a kept-alive connection
-            self.timer = loop.call_at(self.deadline, self._expire)
+        self.deadline.arm(timeout_s, self._silent)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
         return await answer
 
-    def _expire(self) -> None:
-        self.timer = None
-        answer = self.answer
-        if answer is None or answer.done() or self.closed:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() < self.deadline:  # a later exchange's deadline
-            self.timer = loop.call_at(self.deadline, self._expire)
-            return
-        answer.set_exception(TimeoutError())
+    def _silent(self) -> None:
+        if self.answer is not None and not self.answer.done() and not self.closed:
+            self.answer.set_exception(TimeoutError())
 
 
 class UpstreamPool:
@@ -494,7 +532,7 @@ class FrontDoor:
 class Connection(asyncio.Protocol):
     """One client connection: parses, bounds and answers its requests one after another.
 
-    One timer runs at a time: idle (between requests on a kept-alive connection;
+    One deadline runs at a time: idle (between requests on a kept-alive connection;
     a new connection gets the header timeout), headers (from a request's first
     byte), body (from the end of its headers). Reading pauses while a request is
     answered, so a pipelining client cannot queue work in the door.
@@ -511,10 +549,7 @@ class Connection(asyncio.Protocol):
         self.current: _Request | None = None
         self.queue: deque[_Request] = deque()
         self.worker: asyncio.Task | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
-        self.deadline = 0.0
-        self.on_deadline = None
+        self.deadline = Deadline(horizon=self.limits.header_timeout_s)
         self.discarding = False  # a refusal ends this connection: parse nothing more
         self.lingering = False
         self.eof = False
@@ -528,15 +563,13 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.door.connections += 1
-        self._arm(self.limits.header_timeout_s, self._close)  # a new connection owes a request
+        # a new connection owes a request
+        self.deadline.arm(self.limits.header_timeout_s, self._close)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.door.connections -= 1
-        self._disarm()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline.cancel()
         if self.current is not None:
             self._end_upload(self.current)
         if self.worker is not None:
@@ -576,7 +609,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = _Request()
-        self._arm(self.limits.header_timeout_s, self._headers_too_slow)
+        self.deadline.arm(self.limits.header_timeout_s, self._headers_too_slow)
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -596,7 +629,7 @@ class Connection(asyncio.Protocol):
             raise _RefusedError
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self.deadline.disarm()
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
@@ -610,7 +643,7 @@ class Connection(asyncio.Protocol):
         if has_body:
             request.uploading = True
             self.door.uploads += 1
-            self._arm(self.limits.body_timeout_s, self._body_too_slow)
+            self.deadline.arm(self.limits.body_timeout_s, self._body_too_slow)
             if self._header(request, b"expect").lower() == b"100-continue" and self.worker is None:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -623,7 +656,7 @@ class Connection(asyncio.Protocol):
             raise _RefusedError
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.deadline.disarm()
         request, self.current = self.current, None
         self._end_upload(request)
         self.queue.append(request)
@@ -697,7 +730,7 @@ class Connection(asyncio.Protocol):
 
     def _refuse(self, reply: Reply) -> None:
         """Answers ``reply`` after whatever is queued, then closes; nothing more is parsed."""
-        self._disarm()
+        self.deadline.disarm()
         if self.current is not None:
             self._end_upload(self.current)
         self.discarding = True
@@ -756,7 +789,7 @@ class Connection(asyncio.Protocol):
             elif not self.closed:
                 self.transport.resume_reading()
                 if self.current is None:
-                    self._arm(self.limits.idle_timeout_s, self._close)
+                    self.deadline.arm(self.limits.idle_timeout_s, self._close)
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # pragma: no cover - a bug here must not hang the client
@@ -786,42 +819,11 @@ class Connection(asyncio.Protocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.transport.resume_reading()
-        self._arm(self.limits.linger_s, self._close)
+        self.deadline.arm(self.limits.linger_s, self._close)
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
-
-    def _arm(self, delay: float, callback) -> None:
-        """``callback`` after ``delay`` unless disarmed or armed again first. The event-loop
-        timer behind it is moved only when it would fire too late: it fires at most one
-        header timeout ahead, and then waits on for a later deadline, so a request's
-        phases (headers, body, idle) cost no timer of their own."""
-        self.deadline = self.loop.time() + delay
-        self.on_deadline = callback
-        if self.timer is not None and self.timer_at <= self.deadline:
-            return
-        if self.timer is not None:
-            self.timer.cancel()
-        self._schedule()
-
-    def _disarm(self) -> None:
-        self.on_deadline = None
-
-    def _schedule(self) -> None:
-        now = self.loop.time()
-        self.timer_at = min(self.deadline, now + self.limits.header_timeout_s)
-        self.timer = self.loop.call_at(self.timer_at, self._expire)
-
-    def _expire(self) -> None:
-        self.timer = None
-        if self.on_deadline is None or self.closed:
-            return
-        if self.loop.time() < self.deadline:
-            self._schedule()
-            return
-        callback, self.on_deadline = self.on_deadline, None
-        callback()
 
 
 _PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}

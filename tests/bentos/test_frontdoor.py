@@ -492,3 +492,25 @@ def test_a_real_bento_behind_the_door_serves_its_routes_and_nothing_else(served,
     pids = [pid for pid, _ in served.server.processes()] + [door.proc.pid]
     assert len(pids) >= 3  # the door, bentoml serve, a worker
     assert {pid: scheduling.policy_of(pid) for pid in pids} == dict.fromkeys(pids, "batch")
+
+
+def test_a_moved_deadline_fires_once_at_its_last_position_and_never_when_disarmed():
+    from resources.frontdoor import Deadline
+
+    async def run() -> list[str]:
+        fired: list[str] = []
+        deadline = Deadline(horizon=0.05)  # the timer wakes early and waits on
+        deadline.arm(0.05, lambda: fired.append("first"))
+        deadline.arm(0.3, lambda: fired.append("moved"))
+        await asyncio.sleep(0.15)
+        assert fired == []  # the first position passed, not the deadline
+        await asyncio.sleep(0.4)
+        deadline.arm(0.05, lambda: fired.append("disarmed"))
+        deadline.disarm()
+        await asyncio.sleep(0.15)
+        deadline.arm(0.05, lambda: fired.append("cancelled"))
+        deadline.cancel()
+        await asyncio.sleep(0.15)
+        return fired
+
+    assert asyncio.run(run()) == ["moved"]
