@@ -483,7 +483,7 @@ def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, i
                 "peer": f"the bento without the door, {pair_at} connections, alternated with it",
                 "peer_value": round(pairs[middle][0]["rps"]),
                 "detail": f"median of {PAIRS} alternations at {pair_at} connections, each "
-                f"{pairs[0][0]['span_s']:g} s: {rounds}. The door on the bento's core. In the "
+                f"{pairs[0][0]['span_s']:.1f} s: {rounds}. The door on the bento's core. In the "
                 f"sweep: door {pd['rps']:,.0f}/s at {cd} connections, bento "
                 f"{p_ours['rps']:,.0f}/s at {c_ours}; /predict_batch as Arrow through the door "
                 f"{bda['rps'] * BATCH:,.0f} decisions/s at {cda} connections (bento alone "
