@@ -41,7 +41,8 @@ SCHED_ENV = "TRADEOPS_SERVE_SCHED"
 def scheduling_policy(env: Mapping[str, str]) -> str:
     policy = env.get(SCHED_ENV, "batch")
     if policy not in scheduling.POLICIES:
-        raise ConfigError(f"{SCHED_ENV}={policy!r}: expected 'batch' or 'normal'")
+        expected = " or ".join(map(repr, scheduling.POLICIES))
+        raise ConfigError(f"{SCHED_ENV}={policy!r}: expected {expected}")
     return policy
 
 
