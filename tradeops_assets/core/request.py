@@ -357,19 +357,20 @@ def _unknown(known) -> str:
     return f"is not a field here; expected only {', '.join(sorted(known))}"
 
 
-_PAIRS = np.array([[0, 3, 1, 1], [2, 2, 0, 3]])  # open, close, high, high >= low, low, open, close
 _least, _most = np.minimum.reduce, np.maximum.reduce
 
 
 def _check_values(ohlcv: np.ndarray, field: Field) -> None:
     """Finite, prices > 0, volume >= 0 and low <= open, close <= high, over [5, n] at once."""
-    # All of it in four reductions (a NaN fails each comparison); only a refusal looks closer.
-    pairs = ohlcv[_PAIRS]
+    # A few passes with no copy of the bars (a NaN fails each comparison); low > 0 with
+    # low <= open, close <= high has every price > 0. Only a refusal looks closer.
+    o, h, lo, c, v = ohlcv
     if (
         _most(ohlcv, axis=None) < math.inf
-        and _least(ohlcv[:4], axis=None) > 0
-        and _least(ohlcv[4]) >= 0
-        and _least(pairs[0] - pairs[1], axis=None) >= 0
+        and _least(lo) > 0
+        and _least(v) >= 0
+        and (lo <= np.minimum(o, c)).all()
+        and (np.maximum(o, c) <= h).all()
     ):
         return
     finite = np.isfinite(ohlcv)

@@ -162,19 +162,21 @@ def parse(
     symbols = table["symbol"].to_pylist()
     positions = table["position"].to_numpy()
     lists = [table[key].chunk(0) for key in COLUMNS]
-    offsets = [np.asarray(column.offsets) for column in lists]
-    for key, column, these in zip(COLUMNS, lists, offsets, strict=True):
+    for key, column in zip(COLUMNS, lists, strict=True):
         if column.null_count:
             i = column.is_null().index(True).as_py()
             raise RequestError(f"{path}[{i}].bars.{key}", "is missing")
-        if key != TIMESTAMP and not np.array_equal(these - these[0], offsets[0] - offsets[0][0]):
-            i = int(np.argmax(np.diff(these) != np.diff(offsets[0])))
-            raise RequestError(
-                f"{path}[{i}].bars.{key}",
-                f"has {int(these[i + 1] - these[i])} values; bars.{TIMESTAMP} has "
-                f"{int(offsets[0][i + 1] - offsets[0][i])}",
-            )
-    lengths = np.diff(offsets[0])
+    offsets = np.stack([np.asarray(column.offsets) for column in lists])
+    counts = np.diff(offsets, axis=1)  # [column, request]: values of each list
+    unequal = counts != counts[0]
+    if unequal.any():
+        column = int(np.argmax(unequal.any(axis=1)))
+        i = int(np.argmax(unequal[column]))
+        raise RequestError(
+            f"{path}[{i}].bars.{COLUMNS[column]}",
+            f"has {counts[column, i]} values; bars.{TIMESTAMP} has {counts[0, i]}",
+        )
+    lengths = counts[0]
     ends = np.cumsum(lengths)
     fits = (lengths >= bundle.min_bars) & (lengths <= limits.max_bars)
     in_range = (positions >= -1.0) & (positions <= 1.0)  # a NaN is neither
@@ -185,14 +187,20 @@ def parse(
         and _symbols_served(symbols, bundle)
     ):
         _refuse_first(path, symbols, positions, lengths, ends, bundle, limits)
-    values = [column.flatten() for column in lists]
+    # each list's values in place (a list array's own slice of its child): no copy
+    values = [
+        column.values.slice(first, last - first)
+        for column, first, last in zip(
+            lists, offsets[:, 0].tolist(), offsets[:, -1].tolist(), strict=True
+        )
+    ]
     field = _namer(path, lengths)
     for key, flat in zip(COLUMNS, values, strict=True):
         if flat.null_count:
             raise RequestError(field(flat.is_null().index(True).as_py(), key), "is missing")
     ohlcv = np.stack([flat.to_numpy() for flat in values[1:]])
     _check_values(ohlcv, field)
-    stamps_us = values[0].cast(pa.int64()).to_numpy()
+    stamps_us = values[0].view(pa.int64()).to_numpy()
     implausible = np.abs(stamps_us) >= _EPOCH_SECONDS_LIMIT * 1e6
     if implausible.any():
         bar = int(np.argmax(implausible))
