@@ -93,8 +93,9 @@ class Normaliser:
         return cls(np.zeros(1), np.ones(1))
 
     def apply(self, features: np.ndarray) -> np.ndarray:
-        scaled = (features - self.mean) / self.std
-        return np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        scaled = features - self.mean
+        scaled /= self.std  # in place: the serving path applies this to every batch
+        return np.clip(scaled, -OBS_CLIP, OBS_CLIP, out=scaled).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"mean": self.mean.tolist(), "std": self.std.tolist()}
