@@ -106,6 +106,8 @@ REQUEST_HOP = frozenset(
 )
 RESPONSE_HOP = REQUEST_HOP - {b"host", b"expect"}
 IDENTITY = frozenset({b"", b"identity"})
+SCREENED = frozenset({b"content-length", b"transfer-encoding", b"content-encoding", b"expect"})
+"""The request headers the door itself reads, kept aside as they are parsed."""
 LINGER_BYTES = 1024 * 1024
 """After refusing a body the door drops at most this much of it (for at most ``linger_s``)
 before closing, so that the client reads the refusal instead of a connection reset."""
@@ -156,6 +158,7 @@ class _Request:
         "keep_alive",
         "method",
         "refusal",
+        "screened",
         "target",
         "uploading",
         "url",
@@ -164,6 +167,7 @@ class _Request:
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.screened: list[tuple[bytes, bytes]] = []  # the SCREENED ones, also in headers
         self.header_bytes = 0
         self.method = b""
         self.target = b""
@@ -244,7 +248,8 @@ class Upstream(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.answer: asyncio.Future | None = None
+        self.done = None
+        """Called once with (answer, None) or (None, the error) for the exchange in flight."""
         self.closed = False
         self.got_bytes = False
         self.idle_since = 0.0
@@ -273,44 +278,64 @@ class Upstream(asyncio.Protocol):
             self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        """Keeps what the client's reply carries: the hop-by-hop headers are the door's own."""
+        if name.lower() not in RESPONSE_HOP:
+            self.headers.append((name, value))
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        if self.answer is not None and not self.answer.done():
-            status = self.parser.get_status_code()
-            body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-            self.answer.set_result((status, self.headers, body, self.parser.should_keep_alive()))
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self._finish(
+            (self.parser.get_status_code(), self.headers, body, self.parser.should_keep_alive()),
+            None,
+        )
+
+    def _finish(self, answer: tuple | None, error: Exception | None) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            self.deadline.disarm()
+            done(answer, error)
 
     def _fail(self, reason: str, unreadable: bool = False) -> None:
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(UpstreamError(reason, self.got_bytes, unreadable))
+        self._finish(None, UpstreamError(reason, self.got_bytes, unreadable))
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
 
-    async def exchange(
-        self, head: bytes, body: bytes, timeout_s: float
-    ) -> tuple[int, list, bytes, bool]:
-        """(status, headers, body, keep-alive); TimeoutError after ``timeout_s`` of silence."""
+    def send(self, head: bytes, body: bytes, timeout_s: float, done) -> None:
+        """Sends a request; ``done(answer, None)`` with (status, headers, body, keep-alive), or
+        ``done(None, error)``: an ``UpstreamError``, or TimeoutError after ``timeout_s`` of
+        silence. Raises ``UpstreamError`` (and never calls ``done``) if the connection is
+        already closed."""
         if self.closed or self.transport is None or self.transport.is_closing():
             raise UpstreamError("connection closed before the request", answered=False)
         self._reset()
-        loop = asyncio.get_running_loop()
-        answer = self.answer = loop.create_future()
+        self.done = done
         self.deadline.arm(timeout_s, self._silent)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
+
+    async def exchange(
+        self, head: bytes, body: bytes, timeout_s: float
+    ) -> tuple[int, list, bytes, bool]:
+        """``send``, awaited: the answer, or its error raised."""
+        answer = asyncio.get_running_loop().create_future()
+
+        def done(result: tuple | None, error: Exception | None) -> None:
+            if not answer.done():
+                answer.set_result(result) if error is None else answer.set_exception(error)
+
+        self.send(head, body, timeout_s, done)
         return await answer
 
     def _silent(self) -> None:
-        if self.answer is not None and not self.answer.done() and not self.closed:
-            self.answer.set_exception(TimeoutError())
+        if not self.closed:
+            self._finish(None, TimeoutError())
 
 
 class UpstreamPool:
@@ -425,7 +450,40 @@ class FrontDoor:
         body = json.dumps(self.status()).encode()
         return 200, [(b"content-type", b"application/json")], body
 
-    async def forward(self, request: _Request) -> Reply:
+    def forward_soon(self, request: _Request, answered) -> bool:
+        """The common case with no task: the request sent on a pooled connection to the live
+        bento and ``answered(reply, None)`` called with the answer. A failure comes back as
+        ``answered(None, error)``, for ``forward(request, first=error)`` to handle as its
+        first try's. False, with nothing sent, when the case is not the common one."""
+        if self.forwarding >= self.limits.max_in_flight:
+            return False
+        port = int(self.backend["port"])
+        conn = self.pool.reuse(port)
+        if conn is None:
+            return False
+
+        def done(answer: tuple | None, error: Exception | None) -> None:
+            self.forwarding -= 1
+            self.in_flight[port] -= 1
+            if error is None:
+                answered(self._answered(port, conn, answer), None)
+            else:
+                conn.close()
+                answered(None, error)
+
+        body = bytes(request.body)
+        try:
+            conn.send(
+                self._head(request, port, len(body)), body, self.limits.upstream_timeout_s, done
+            )
+        except UpstreamError:
+            conn.close()
+            return False
+        self.forwarding += 1
+        self.in_flight[port] += 1
+        return True
+
+    async def forward(self, request: _Request, first: Exception | None = None) -> Reply:
         """The bento's answer. A connection is reused only after an answer under 500; one that
         fails before any answer byte (the bento had closed it) is tried once more on a fresh
         connection, whatever the method: a decision is a function of its request, so a retry
@@ -434,19 +492,15 @@ class FrontDoor:
         request waits (``failover_wait_s``) for the switch to another and is sent there.
         An answer begun is never asked again of the bento that began it: cut off by that
         bento's death (its process gone), it is asked of the bento switched to; unreadable,
-        or cut off by a bento still running, it is a 502."""
+        or cut off by a bento still running, it is a 502. ``first``: how ``forward_soon``'s
+        try on a pooled connection failed, handled as this one's first."""
         if self.forwarding >= self.limits.max_in_flight:
             self.refused["overloaded"] += 1
             return overloaded(
                 f"{self.forwarding} requests in flight to the bento, the most allowed"
             )
         port = int(self.backend["port"])
-        head = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
-        for name, value in request.headers:
-            if name not in REQUEST_HOP:
-                head += (name, b": ", value, b"\r\n")
         body = bytes(request.body)
-        head.append(b"content-length: %d\r\n" % len(body))
         self.forwarding += 1
         self.in_flight[port] += 1
         fresh, waited = False, False
@@ -454,12 +508,14 @@ class FrontDoor:
             while True:
                 conn = None
                 try:
+                    if first is not None:
+                        failure, first = first, None
+                        raise failure
                     conn = (None if fresh else self.pool.reuse(port)) or await self.pool.connect(
                         port
                     )
-                    message = b"".join([*head, b"host: 127.0.0.1:%d\r\n\r\n" % port])
-                    status, headers, payload, keep = await conn.exchange(
-                        message, body, self.limits.upstream_timeout_s
+                    answer = await conn.exchange(
+                        self._head(request, port, len(body)), body, self.limits.upstream_timeout_s
                     )
                 except UpstreamError as exc:
                     if conn is not None:
@@ -485,19 +541,30 @@ class FrontDoor:
                         "gateway_timeout",
                         f"bento on port {port} silent for {self.limits.upstream_timeout_s} s",
                     )
-                if status < 500 and keep and not conn.closed:
-                    self.pool.release(port, conn)
-                else:
-                    conn.close()  # never back into the pool
-                self.served[port] += 1
-                return (
-                    status,
-                    [(k, v) for k, v in headers if k.lower() not in RESPONSE_HOP],
-                    payload,
-                )
+                return self._answered(port, conn, answer)
         finally:
             self.forwarding -= 1
             self.in_flight[port] -= 1
+
+    @staticmethod
+    def _head(request: _Request, port: int, length: int) -> bytes:
+        head = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
+        for name, value in request.headers:
+            if name not in REQUEST_HOP:
+                head += (name, b": ", value, b"\r\n")
+        head.append(b"content-length: %d\r\nhost: 127.0.0.1:%d\r\n\r\n" % (length, port))
+        return b"".join(head)
+
+    def _answered(self, port: int, conn: Upstream, answer: tuple) -> Reply:
+        """The client's reply; the connection goes back to the pool only after a whole answer
+        under 500, so one client's failure cannot reach another's request."""
+        status, headers, payload, keep = answer
+        if status < 500 and keep and not conn.closed:
+            self.pool.release(port, conn)
+        else:
+            conn.close()
+        self.served[port] += 1
+        return status, headers, payload
 
     async def _live_at(self, port: int) -> bool:
         """Whether the bento on ``port`` is still the door's and its process still runs, a
@@ -549,6 +616,7 @@ class Connection(asyncio.Protocol):
         self.current: _Request | None = None
         self.queue: deque[_Request] = deque()
         self.worker: asyncio.Task | None = None
+        self.exchanging = False  # the head of the queue is at the bento via forward_soon
         self.deadline = Deadline(horizon=self.limits.header_timeout_s)
         self.discarding = False  # a refusal ends this connection: parse nothing more
         self.lingering = False
@@ -585,7 +653,11 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         # Half-closed: still answer the requests it completed; one it had not can never complete.
-        return not self.lingering and self.current is None and bool(self.queue or self.worker)
+        return (
+            not self.lingering
+            and self.current is None
+            and bool(self.queue or self.worker or self.exchanging)
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
@@ -617,7 +689,10 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.current
-        request.headers.append((name.lower(), value))
+        name = name.lower()
+        request.headers.append((name, value))
+        if name in SCREENED:
+            request.screened.append((name, value))
         self._count_header(len(name) + len(value) + 4)
         if len(request.headers) > self.limits.max_headers:
             self.door.refused["headers_too_large"] += 1
@@ -644,7 +719,7 @@ class Connection(asyncio.Protocol):
             request.uploading = True
             self.door.uploads += 1
             self.deadline.arm(self.limits.body_timeout_s, self._body_too_slow)
-            if self._header(request, b"expect").lower() == b"100-continue" and self.worker is None:
+            if self._header(request, b"expect").lower() == b"100-continue" and not self._answering:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
@@ -661,28 +736,59 @@ class Connection(asyncio.Protocol):
         self._end_upload(request)
         self.queue.append(request)
         self.transport.pause_reading()
-        if self.worker is None:
+        if self._answering:
+            return
+        if self.public and request.refusal is None and len(self.queue) == 1:
+            self.exchanging = self.door.forward_soon(request, self._answered)
+        if not self.exchanging:
             self.worker = self.loop.create_task(self._serve())
+
+    @property
+    def _answering(self) -> bool:
+        return self.worker is not None or self.exchanging
+
+    def _answered(self, reply: Reply | None, error: Exception | None) -> None:
+        """``forward_soon``'s answer to the head of the queue: written with no task, unless
+        it failed (``forward`` takes over) or more is queued or the client is not reading."""
+        self.exchanging = False
+        if self.closed:  # the client is gone: nobody to answer or to retry for
+            return
+        if error is not None:
+            self.worker = self.loop.create_task(self._serve(first=error))
+            return
+        request = self.queue.popleft()
+        close = not request.keep_alive
+        self._send(reply, close)
+        if close:
+            self._linger()
+        elif self.queue or not self.writable.is_set():
+            self.worker = self.loop.create_task(self._serve())
+        else:
+            self._served()
 
     # screening and refusing
 
     def _screen(self, request: _Request) -> tuple[Reply | None, bool]:
         """The refusal a request gets from its headers alone, if any, and whether it has a body."""
         length = self._header(request, b"content-length")
-        chunked = any(k == b"transfer-encoding" for k, _ in request.headers)
+        chunked = any(k == b"transfer-encoding" for k, _ in request.screened)
         has_body = chunked or (length not in (b"", b"0"))
-        url = httptools.parse_url(request.url) if request.url.startswith(b"/") else None
-        methods = self.routes.get(url.path) if url is not None else None
-        if methods is None:
-            self.door.refused["not_found"] += 1
-            return error_reply(404, "not_found", "no such endpoint"), has_body
-        request.target = url.path + (b"?" + url.query if url.query else b"")
+        methods = self.routes.get(request.url)  # a route exactly: no query to split off
+        if methods is not None:
+            request.target = request.url
+        else:
+            url = httptools.parse_url(request.url) if request.url.startswith(b"/") else None
+            methods = self.routes.get(url.path) if url is not None else None
+            if methods is None:
+                self.door.refused["not_found"] += 1
+                return error_reply(404, "not_found", "no such endpoint"), has_body
+            request.target = url.path + (b"?" + url.query if url.query else b"")
         if request.method not in methods:
             self.door.refused["method_not_allowed"] += 1
             allow = (b"allow", b", ".join(sorted(methods)))
             reason = f"{request.method.decode()} is not served here"
             return error_reply(405, "method_not_allowed", reason, allow), has_body
-        encodings = [v.strip().lower() for k, v in request.headers if k == b"content-encoding"]
+        encodings = [v.strip().lower() for k, v in request.screened if k == b"content-encoding"]
         if any(e not in IDENTITY for e in encodings):
             self.door.refused["compressed"] += 1
             return error_reply(
@@ -713,7 +819,8 @@ class Connection(asyncio.Protocol):
 
     @staticmethod
     def _header(request: _Request, name: bytes) -> bytes:
-        return next((v.strip() for k, v in request.headers if k == name), b"")
+        """The first value of one of the SCREENED headers."""
+        return next((v.strip() for k, v in request.screened if k == name), b"")
 
     def _count_header(self, n: int) -> None:
         self.current.header_bytes += n
@@ -740,7 +847,7 @@ class Connection(asyncio.Protocol):
         self.queue.append(refused)
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
-        if self.worker is None and not self.closed:
+        if not self._answering and not self.closed:
             self.worker = self.loop.create_task(self._serve())
 
     def _headers_too_slow(self) -> None:
@@ -768,35 +875,43 @@ class Connection(asyncio.Protocol):
 
     # answering
 
-    async def _serve(self) -> None:
+    async def _serve(self, first: Exception | None = None) -> None:
+        """Answers the queue in order; ``first``: how ``forward_soon`` failed its head."""
         try:
+            await self.writable.wait()
             while self.queue:
                 request = self.queue.popleft()
                 if request.refusal is not None:
                     reply = request.refusal
                 elif self.public:
-                    reply = await self.door.forward(request)
+                    reply = await self.door.forward(request, first)
+                    first = None
                 else:
                     reply = self.door.admin(request)
                 close = not request.keep_alive
-                await self._write(reply, close)
+                self._send(reply, close)
                 if close:
                     self._linger()
                     return
-            self.worker = None
-            if self.eof:
-                self._close()
-            elif not self.closed:
-                self.transport.resume_reading()
-                if self.current is None:
-                    self.deadline.arm(self.limits.idle_timeout_s, self._close)
+                await self.writable.wait()
+            self._served()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # pragma: no cover - a bug here must not hang the client
             print(f"front door: {exc!r}", file=sys.stderr, flush=True)
             self._close()
 
-    async def _write(self, reply: Reply, close: bool) -> None:
+    def _served(self) -> None:
+        """The queue is answered: read the next request, or close a half-closed connection."""
+        self.worker = None
+        if self.eof:
+            self._close()
+        elif not self.closed:
+            self.transport.resume_reading()
+            if self.current is None:
+                self.deadline.arm(self.limits.idle_timeout_s, self._close)
+
+    def _send(self, reply: Reply, close: bool) -> None:
         status, headers, body = reply
         phrase = _PHRASES.get(status, b"")
         parts = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
@@ -808,8 +923,6 @@ class Connection(asyncio.Protocol):
         parts += (b"\r\n", body)
         if not self.closed:
             self.transport.write(b"".join(parts))
-            if not self.writable.is_set():
-                await self.writable.wait()
 
     def _linger(self) -> None:
         """Half-closes, then drops what the client still sends for a moment before closing."""

@@ -382,10 +382,17 @@ def test_a_pooled_connection_the_bento_dropped_is_retried_once(upstream, door_fo
     assert door.status()["retried"] == 1
 
 
-def test_a_broken_or_silent_answer_is_a_502_or_a_504_and_is_not_sent_twice(upstream, door_for):
+@pytest.mark.parametrize("pooled", [False, True], ids=["fresh", "pooled"])
+def test_a_broken_or_silent_answer_is_a_502_or_a_504_and_is_not_sent_twice(
+    upstream, door_for, pooled
+):
+    """On a fresh connection (``forward``) and on a pooled one (``forward_soon``, the
+    common case, which hands a failure to ``forward``) alike."""
     door = door_for(upstream.port, "--upstream-timeout", "1")
     answers = {}
     for kind in ("garbage", "half", "silent"):
+        if pooled:  # a whole answer leaves its connection in the pool for the next
+            assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
         answers[kind] = httpx.post(
             f"{door.url}/predict", content=b"{}", headers={f"X-{kind}": "1"}, timeout=30
         )
@@ -393,9 +400,29 @@ def test_a_broken_or_silent_answer_is_a_502_or_a_504_and_is_not_sent_twice(upstr
     assert answers["half"].status_code == 502
     assert answers["silent"].status_code == 504
     assert answers["silent"].json()["error"] == "gateway_timeout"
-    assert upstream.counts()["requests"] == 3  # an answer begun is never sent again
+    # an answer begun is never sent again
+    assert upstream.counts()["requests"] == (6 if pooled else 3)
     assert door.status()["retried"] == 0
     assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200
+
+
+def test_pipelined_requests_are_answered_in_order_one_at_a_time(upstream, door_for):
+    """Requests sent back to back on one connection, a refusal between them: each answer
+    in its request's place, the next forwarded only after the last is answered."""
+    door = door_for(upstream.port)
+    assert httpx.post(f"{door.url}/predict", content=b"{}").status_code == 200  # one pooled
+    requests = (
+        POST
+        + b"Content-Length: 2\r\n\r\n{}"
+        + b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+        + POST
+        + b"Content-Length: 5\r\nConnection: close\r\n\r\n[1,2]"
+    )
+    answers = read_all(raw(door.port, requests)).split(b"HTTP/1.1 ")[1:]
+    assert [int(a[:3]) for a in answers] == [200, 404, 200]
+    assert json.loads(answers[0].rsplit(b"\r\n\r\n", 1)[1])["bytes"] == 2
+    assert json.loads(answers[2].rsplit(b"\r\n\r\n", 1)[1])["bytes"] == 5
+    assert upstream.counts()["paths"] == ["/predict"] * 3
 
 
 def test_an_answer_cut_off_by_the_bentos_death_is_asked_of_the_bento_switched_to(
