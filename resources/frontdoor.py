@@ -306,7 +306,7 @@ class Upstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def send(self, head: bytes, body: bytes, timeout_s: float, done) -> None:
+    def send(self, head: bytes, body: bytes | bytearray, timeout_s: float, done) -> None:
         """Sends a request; ``done(answer, None)`` with (status, headers, body, keep-alive), or
         ``done(None, error)``: an ``UpstreamError``, or TimeoutError after ``timeout_s`` of
         silence. Raises ``UpstreamError`` (and never calls ``done``) if the connection is
@@ -370,9 +370,10 @@ class UpstreamPool:
     def release(self, port: int, conn: Upstream) -> None:
         conn.idle_since = asyncio.get_running_loop().time()
         self.idle.setdefault(port, []).append(conn)
-        gone = [p for p, conns in self.idle.items() if all(c.closed for c in conns)]
-        for old in gone:  # a swapped-out or dead bento's port: nothing there to reuse
-            del self.idle[old]
+        if len(self.idle) > 1:  # after a swap: a swapped-out or dead bento's port goes
+            gone = [p for p, conns in self.idle.items() if all(c.closed for c in conns)]
+            for old in gone:
+                del self.idle[old]
 
     def close(self) -> None:
         for conns in self.idle.values():
@@ -471,7 +472,7 @@ class FrontDoor:
                 conn.close()
                 answered(None, error)
 
-        body = bytes(request.body)
+        body = request.body  # copied once, into the message
         try:
             conn.send(
                 self._head(request, port, len(body)), body, self.limits.upstream_timeout_s, done
