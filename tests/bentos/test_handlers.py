@@ -19,7 +19,7 @@ def test_an_unexpected_failure_behind_the_gate_is_a_logged_json_500(monkeypatch,
     async def broken(_request):
         raise RuntimeError("the policy fell over")
 
-    monkeypatch.setitem(service.HANDLERS, "/predict", broken)
+    monkeypatch.setitem(service.ROUTES, "/predict", ("POST", broken))
     sent: list[dict] = []
 
     async def receive() -> dict:
