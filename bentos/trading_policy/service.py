@@ -82,6 +82,14 @@ TOKEN_RELOAD_FAILURES = prometheus_client.Counter(
 
 _state: "_Serving | None" = None
 
+GC_THRESHOLDS = (10_000, 20, 10)
+"""The worker's garbage-collection thresholds (CPython's are 700, 10, 10). A request in
+rows parses into about a hundred dicts, so at 700 allocations the young generation was
+collected every seven requests and the middle one, which then held every parsed body
+still in flight, every seventy. Two builds alternated at 64 connections: 2,728 -> 2,832
+requests/s, p99 34.4 -> 29.6 ms (unchanged at 256). Serving makes few reference
+cycles, so the garbage that waits for a collection stays small."""
+
 BODY_BUFFER_BYTES = 256 * 1024
 """How much of a body uvicorn buffers before it pauses reading the socket (64 KiB by
 default): a 100-request Arrow batch (466 KB) arrives in 2 pieces, not 8, each a
@@ -710,6 +718,7 @@ class TradingPolicy:
         )
         gc.collect()
         gc.freeze()  # start-up's objects never need scanning again: shorter full collections
+        gc.set_threshold(*GC_THRESHOLDS)
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
