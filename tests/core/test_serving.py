@@ -64,6 +64,50 @@ def test_numpy_features_match_core_features_on_real_and_degenerate_bars(syntheti
     assert features.feature_mismatch(features.self_check_bars(), rows=48) < 1e-9
 
 
+def _hostile_series(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Prices from 0.1 to 1e5 moving by 1e-9 to 10% a bar, with flat stretches and spikes
+    a thousand times the level: what passes through a rolling window's sums."""
+    x = 10 ** rng.uniform(-1, 5) * np.exp(np.cumsum(rng.normal(0, 10 ** rng.uniform(-9, -1), n)))
+    for _ in range(4):
+        start = rng.integers(0, n)
+        x[start : start + rng.integers(1, 120)] = x[start]
+    for at in rng.integers(1, n, 3):
+        x[at] *= rng.choice([1e-3, 0.1, 10.0, 1e3])
+    return x
+
+
+@pytest.mark.parametrize("width", [20, 50, 60])
+def test_rolling_windows_equal_each_window_summed_on_its_own(width):
+    """The kernel moves a window's sums bar by bar; a spike leaving, a flat stretch and a
+    thousand-fold range must not leave what summing each window afresh would not."""
+    from tradeops_assets.core.tail_kernel import _rolling
+
+    rng = np.random.default_rng(width)
+    checked = flat = 0
+    for _ in range(200):
+        x = _hostile_series(rng, 400)
+        first = int(rng.integers(width, 300))
+        mean, std = np.empty((2, 400 - first))
+        _rolling(x, first, 400, width, mean, std)
+        for i, t in enumerate(range(first, 400)):
+            window = x[t - width + 1 : t + 1]
+            if (window == window[-1]).all():
+                flat += 1
+                assert (mean[i], std[i]) == (x[t], 0.0), (width, t)
+                continue
+            offsets = window - window[-1]
+            expected_std = np.std(offsets, ddof=1)
+            assert std[i] == pytest.approx(expected_std, rel=1e-9), (width, t)
+            rounding = 2 * np.spacing(x[t])  # of adding the mean offset to the level
+            assert abs(mean[i] - x[t] - offsets.mean()) <= 1e-9 * expected_std + rounding, (
+                width,
+                t,
+            )
+            checked += 1
+    assert checked > 10_000
+    assert flat > 100
+
+
 def test_the_compiled_features_leave_no_machine_code_on_disk(synthetic_bars, tmp_path):
     """A cached object file would run without passing the bento's signature check."""
     from tradeops_assets.core import tail_kernel

@@ -7,7 +7,9 @@ once, in machine code. Every formula mirrors ``core.features``: the exponential
 averages run over the whole series, as polars' recursion does, and the rolling
 windows sum offsets from their own last value, so a flat window gives exactly
 its value and a std of exactly 0 (as polars does), not one ulp off, which would
-flip the ``den > 0`` branches of the ratios. ``features.feature_mismatch`` holds
+flip the ``den > 0`` branches of the ratios. A window's sums are its
+neighbour's, moved by one bar (``_rolling``): a row costs the same whatever
+the window's width. ``features.feature_mismatch`` holds
 the two equal; the service runs it at start-up and refuses to serve on a
 difference.
 
@@ -49,6 +51,10 @@ WILDER_A, ATR_A = 1.0 / RSI_PERIOD, 1.0 / ATR_PERIOD
 FAST_A, SLOW_A = 2.0 / (MACD_FAST + 1.0), 2.0 / (MACD_SLOW + 1.0)
 SIGNAL_A = 2.0 / (MACD_SIGNAL + 1.0)
 
+WINDOWS = (*VOL_WINDOWS, BOLLINGER_WINDOW, VOLUME_WINDOW, TREND_WINDOW)
+"""The rolling windows a row reads, in the order the kernel keeps their sums."""
+BB, LOG_VOLUME, TREND_MEAN = 2, 3, 4
+
 LOG_CLOSE_REACH = max(*RETURN_HORIZONS, *VOL_WINDOWS)
 """Bars before a feature row whose log close a return or a volatility window reads."""
 
@@ -57,9 +63,15 @@ _OPTIONS = {"cache": False, "nogil": True, "boundscheck": False, "error_model": 
 _jit = numba.njit(**_OPTIONS)
 
 
+LOST_BITS = 2.0**-16
+"""A window's sums are summed afresh once rounding could have cost them 16 of their 53
+bits (their share of the squares that passed through them since), which keeps a std
+good to about 1e-11 of itself: a spike far outside the window's range has left it."""
+
+
 @numba.njit(**_OPTIONS, fastmath={"reassoc"})  # a flat window still sums to 0
-def _mean_std(x, end, width):
-    """Mean and sample std of ``x[end - width + 1 : end + 1]``."""
+def _sums(x, end, width):
+    """Sum and sum of squares of ``x[end - width + 1 : end + 1] - x[end]``."""
     last = x[end]
     total = 0.0
     squares = 0.0
@@ -67,8 +79,43 @@ def _mean_std(x, end, width):
         d = x[k] - last
         total += d
         squares += d * d
-    var = max(squares - total * total / width, 0.0) / (width - 1)
-    return last + total / width, math.sqrt(var)
+    return total, squares
+
+
+@_jit
+def _rolling(x, first, n, width, mean, std):
+    """Mean and sample std of the ``width`` values ending at each t in [first, n), into
+    ``mean[t - first]`` and ``std[t - first]``.
+
+    Each window's sums are its neighbour's with one value out, one in, and re-centred on
+    its own last value. A window of equal values gets exactly that value and a std of
+    exactly 0, as ``_sums`` gives it, whatever passed through before; sums that
+    rounding may have spoiled (``LOST_BITS``) are summed afresh.
+    """
+    run = 1  # equal values ending at t, at most width
+    while run < width and x[first - run] == x[first]:
+        run += 1
+    total, squares = _sums(x, first, width)
+    scale = squares
+    for t in range(first, n):
+        if t > first:
+            last = x[t - 1]
+            leaving, entering = x[t - width] - last, x[t] - last
+            total += entering - leaving
+            squares += entering * entering - leaving * leaving
+            moved = total
+            total -= width * entering
+            squares += width * entering * entering - 2.0 * entering * moved
+            scale += leaving * leaving + (1.0 + width) * entering * entering
+            scale += 2.0 * abs(entering * moved)
+            run = min(run + 1, width) if x[t] == last else 1
+            if run == width:
+                total, squares, scale = 0.0, 0.0, 0.0
+            elif not squares >= scale * LOST_BITS:  # also when not finite
+                total, squares = _sums(x, t, width)
+                scale = squares
+        mean[t - first] = x[t] + total / width
+        std[t - first] = math.sqrt(max(squares - total * total / width, 0.0) / (width - 1))
 
 
 @_jit
@@ -91,6 +138,8 @@ def tail_kernel(bars, ends, rows):
     log_c = np.empty(longest)
     ret1 = np.empty(longest)
     log_v = np.empty(longest)
+    mean = np.empty((len(WINDOWS), rows))
+    std = np.empty((len(WINDOWS), rows))
     for b in range(batch):
         start = ends[b - 1] if b else 0
         n = ends[b] - start
@@ -126,23 +175,28 @@ def tail_kernel(bars, ends, rows):
                 row[MACD] = macd
                 row[SIGNAL] = signal
                 row[HIST] = macd - signal
+        _rolling(ret1, first, n, VOL_WINDOWS[0], mean[0], std[0])
+        _rolling(ret1, first, n, VOL_WINDOWS[1], mean[1], std[1])
+        _rolling(c, first, n, BOLLINGER_WINDOW, mean[BB], std[BB])
+        _rolling(log_v, first, n, VOLUME_WINDOW, mean[LOG_VOLUME], std[LOG_VOLUME])
+        _rolling(c, first, n, TREND_WINDOW, mean[TREND_MEAN], std[TREND_MEAN])
         for t in range(first, n):
-            row = out[b, t - first]
+            i = t - first
+            row = out[b, i]
             for j in range(len(RETURN_HORIZONS)):
                 row[RET_AT[j]] = log_c[t] - log_c[t - RETURN_HORIZONS[j]]
-            for j in range(len(VOL_WINDOWS)):
-                row[VOL_AT[j]] = _mean_std(ret1, t, VOL_WINDOWS[j])[1]
-            mid, std = _mean_std(c, t, BOLLINGER_WINDOW)
-            band = BOLLINGER_K * std
-            row[PCTB] = _safe_div(c[t] - (mid - band), 2.0 * band, 0.5)
-            volume_mean, volume_std = _mean_std(log_v, t, VOLUME_WINDOW)
-            row[VOLUME_Z] = _safe_div(log_v[t] - volume_mean, volume_std, 0.0)
+            row[VOL_AT[0]] = std[0, i]
+            row[VOL_AT[1]] = std[1, i]
+            band = BOLLINGER_K * std[BB, i]
+            row[PCTB] = _safe_div(c[t] - (mean[BB, i] - band), 2.0 * band, 0.5)
+            z = log_v[t] - mean[LOG_VOLUME, i]
+            row[VOLUME_Z] = _safe_div(z, std[LOG_VOLUME, i], 0.0)
             row[HL] = math.log(h[t] / lo[t])
             row[LOCATION] = _safe_div(c[t] - lo[t], h[t] - lo[t], 0.5)
             row[GAP] = math.log(o[t] / c[t - 1])
-            row[TREND] = math.log(c[t] / _mean_std(c, t, TREND_WINDOW)[0])
+            row[TREND] = math.log(c[t] / mean[TREND_MEAN, i])
     return out
 
 
-COMPILED = (_mean_std, _safe_div, tail_kernel)
+COMPILED = (_sums, _rolling, _safe_div, tail_kernel)
 """Every compiled function here: none may cache machine code on disk."""
