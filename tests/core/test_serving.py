@@ -106,6 +106,12 @@ def test_rolling_windows_equal_each_window_summed_on_its_own(width):
             checked += 1
     assert checked > 10_000
     assert flat > 100
+    bars = np.ones((5, features.WARMUP_BARS))
+    assert features.tail_features(bars, [features.WARMUP_BARS], 0).shape == (
+        1,
+        0,
+        len(features.FEATURE_COLUMNS),
+    )
 
 
 def test_the_compiled_features_leave_no_machine_code_on_disk(synthetic_bars, tmp_path):

@@ -92,6 +92,8 @@ def _rolling(x, first, n, width, mean, std):
     exactly 0, as ``_sums`` gives it, whatever passed through before; sums that
     rounding may have spoiled (``LOST_BITS``) are summed afresh.
     """
+    if first >= n:
+        return
     run = 1  # equal values ending at t, at most width
     while run < width and x[first - run] == x[first]:
         run += 1
