@@ -8,10 +8,9 @@ averages run over the whole series, as polars' recursion does, and the rolling
 windows sum offsets from their own last value, so a flat window gives exactly
 its value and a std of exactly 0 (as polars does), not one ulp off, which would
 flip the ``den > 0`` branches of the ratios. A window's sums are its
-neighbour's, moved by one bar (``_rolling``): a row costs the same whatever
-the window's width. ``features.feature_mismatch`` holds
-the two equal; the service runs it at start-up and refuses to serve on a
-difference.
+neighbour's moved by one bar (``_rolling``), so a row costs the same whatever
+the window's width. ``features.feature_mismatch`` holds the two equal; the
+service runs it at start-up and refuses to serve on a difference.
 
 Compiled with an explicit signature when first imported (about 2 s), never
 cached on disk: a cached object file would be machine code that runs without
@@ -64,9 +63,9 @@ _jit = numba.njit(**_OPTIONS)
 
 
 LOST_BITS = 2.0**-16
-"""A window's sums are summed afresh once rounding could have cost them 16 of their 53
-bits (their share of the squares that passed through them since), which keeps a std
-good to about 1e-11 of itself: a spike far outside the window's range has left it."""
+"""A window's sums are summed afresh once the squares that moved through them since they
+were last summed (a spike that has left, say) outweigh what they hold by 2**16: rounding
+could then have cost 16 of their 53 bits. A std stays good to about 1e-11 of itself."""
 
 
 @numba.njit(**_OPTIONS, fastmath={"reassoc"})  # a flat window still sums to 0
