@@ -106,6 +106,9 @@ def test_rolling_windows_equal_each_window_summed_on_its_own(width):
             checked += 1
     assert checked > 10_000
     assert flat > 100
+
+
+def test_no_feature_rows_asked_gives_an_empty_batch():
     bars = np.ones((5, features.WARMUP_BARS))
     assert features.tail_features(bars, [features.WARMUP_BARS], 0).shape == (
         1,

@@ -50,9 +50,9 @@ WILDER_A, ATR_A = 1.0 / RSI_PERIOD, 1.0 / ATR_PERIOD
 FAST_A, SLOW_A = 2.0 / (MACD_FAST + 1.0), 2.0 / (MACD_SLOW + 1.0)
 SIGNAL_A = 2.0 / (MACD_SIGNAL + 1.0)
 
-WINDOWS = (*VOL_WINDOWS, BOLLINGER_WINDOW, VOLUME_WINDOW, TREND_WINDOW)
-"""The rolling windows a row reads, in the order the kernel keeps their sums."""
-BB, LOG_VOLUME, TREND_MEAN = 2, 3, 4
+ROLLING = tuple(range(5))
+"""The rolling windows a row reads: where the kernel keeps each one's mean and std."""
+VOL_SHORT, VOL_LONG, BB, LOG_VOLUME, TREND_MEAN = ROLLING
 
 LOG_CLOSE_REACH = max(*RETURN_HORIZONS, *VOL_WINDOWS)
 """Bars before a feature row whose log close a return or a volatility window reads."""
@@ -139,8 +139,8 @@ def tail_kernel(bars, ends, rows):
     log_c = np.empty(longest)
     ret1 = np.empty(longest)
     log_v = np.empty(longest)
-    mean = np.empty((len(WINDOWS), rows))
-    std = np.empty((len(WINDOWS), rows))
+    mean = np.empty((len(ROLLING), rows))
+    std = np.empty((len(ROLLING), rows))
     for b in range(batch):
         start = ends[b - 1] if b else 0
         n = ends[b] - start
@@ -176,8 +176,8 @@ def tail_kernel(bars, ends, rows):
                 row[MACD] = macd
                 row[SIGNAL] = signal
                 row[HIST] = macd - signal
-        _rolling(ret1, first, n, VOL_WINDOWS[0], mean[0], std[0])
-        _rolling(ret1, first, n, VOL_WINDOWS[1], mean[1], std[1])
+        _rolling(ret1, first, n, VOL_WINDOWS[0], mean[VOL_SHORT], std[VOL_SHORT])
+        _rolling(ret1, first, n, VOL_WINDOWS[1], mean[VOL_LONG], std[VOL_LONG])
         _rolling(c, first, n, BOLLINGER_WINDOW, mean[BB], std[BB])
         _rolling(log_v, first, n, VOLUME_WINDOW, mean[LOG_VOLUME], std[LOG_VOLUME])
         _rolling(c, first, n, TREND_WINDOW, mean[TREND_MEAN], std[TREND_MEAN])
@@ -186,8 +186,8 @@ def tail_kernel(bars, ends, rows):
             row = out[b, i]
             for j in range(len(RETURN_HORIZONS)):
                 row[RET_AT[j]] = log_c[t] - log_c[t - RETURN_HORIZONS[j]]
-            row[VOL_AT[0]] = std[0, i]
-            row[VOL_AT[1]] = std[1, i]
+            row[VOL_AT[0]] = std[VOL_SHORT, i]
+            row[VOL_AT[1]] = std[VOL_LONG, i]
             band = BOLLINGER_K * std[BB, i]
             row[PCTB] = _safe_div(c[t] - (mean[BB, i] - band), 2.0 * band, 0.5)
             z = log_v[t] - mean[LOG_VOLUME, i]
