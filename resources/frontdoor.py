@@ -64,7 +64,7 @@ import aiohttp
 import httptools
 
 from bentos.trading_policy.settings import scheduling_policy
-from tradeops_assets.core import scheduling
+from tradeops_assets.core import coalesced, scheduling
 from tradeops_assets.core.errors import ConfigError
 
 BACKEND_FILE = "backend.json"
@@ -135,6 +135,11 @@ class Limits:
     failover_wait_s: float = 3.0
     """With a supervisor: how long a request whose bento cannot be reached waits for the door
     to switch to another (the spare takes well under a second) before a 502."""
+    coalesce_requests: int = 64
+    """The most single ``/predict`` requests of one event-loop turn sent to the bento as one
+    exchange (``core.coalesced``); 1 sends each on its own."""
+    coalesce_bytes: int = 2 * 1024 * 1024
+    """The most request bytes in one coalesced exchange (the bento's body limit is higher)."""
 
 
 def error_reply(status: int, error: str, reason: str, *extra: tuple[bytes, bytes]) -> Reply:
@@ -148,6 +153,10 @@ def overloaded(reason: str) -> Reply:
 
 class _RefusedError(Exception):
     """Raised from a parser callback to stop parsing what the door refused."""
+
+
+class _NotSentError(Exception):
+    """A request ``forward_soon`` took but did not send: ``forward`` sends it afresh."""
 
 
 class _Request:
@@ -393,6 +402,10 @@ class FrontDoor:
         self.served: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
         self.retried = 0
+        self.coalesced: Counter[str] = Counter()
+        self.coalescing: list[tuple[_Request, object]] = []
+        self.coalesce_authorization = b""
+        """A token the bento took for a coalesced exchange: each request still carries its own."""
         self.uploads = 0
         self.forwarding = 0
         self.connections = 0
@@ -441,6 +454,7 @@ class FrontDoor:
             "served": {str(k): v for k, v in self.served.items()},
             "refused": dict(self.refused),
             "retried": self.retried,
+            "coalesced": dict(self.coalesced),
             "uploads": self.uploads,
             "forwarding": self.forwarding,
             "connections": self.connections,
@@ -455,10 +469,26 @@ class FrontDoor:
         """The common case with no task: the request sent on a pooled connection to the live
         bento and ``answered(reply, None)`` called with the answer. A failure comes back as
         ``answered(None, error)``, for ``forward(request, first=error)`` to handle as its
-        first try's. False, with nothing sent, when the case is not the common one."""
+        first try's. False, with nothing sent, when the case is not the common one.
+
+        A single ``/predict`` waits for the end of the event-loop turn: those that came in
+        it go to the bento as one exchange (``core.coalesced``), each answered as if alone.
+        The bento then pays its per-request HTTP cost once a turn, not once a request."""
         if self.forwarding >= self.limits.max_in_flight:
             return False
-        port = int(self.backend["port"])
+        if (
+            request.target == b"/predict"
+            and self.limits.coalesce_requests > 1
+            and len(request.body) <= self.limits.coalesce_bytes
+        ):
+            if not self.coalescing:
+                asyncio.get_running_loop().call_soon(self._send_coalesced)
+            self.coalescing.append((request, answered))
+            self.forwarding += 1
+            return True
+        return self._send_alone(request, answered, int(self.backend["port"]))
+
+    def _send_alone(self, request: _Request, answered, port: int) -> bool:
         conn = self.pool.reuse(port)
         if conn is None:
             return False
@@ -484,6 +514,86 @@ class FrontDoor:
         self.in_flight[port] += 1
         return True
 
+    def _send_coalesced(self) -> None:
+        waiting, self.coalescing = self.coalescing, []
+        self.forwarding -= len(waiting)  # counted again as each exchange is sent
+        port = int(self.backend["port"])
+        most = min(self.limits.coalesce_requests, coalesced.MAX_ITEMS)
+        batch, size = [], 0
+        for request, answered in waiting:
+            if batch and (
+                len(batch) == most or size + len(request.body) > self.limits.coalesce_bytes
+            ):
+                self._send_batch(batch, port)
+                batch, size = [], 0
+            batch.append((request, answered))
+            size += len(request.body)
+        self._send_batch(batch, port)
+
+    def _send_batch(self, batch: list, port: int) -> None:
+        conn = self.pool.reuse(port) if len(batch) > 1 else None
+        if conn is None:
+            for request, answered in batch:
+                if not self._send_alone(request, answered, port):
+                    answered(None, _NotSentError())
+            return
+        items = [_item(request) for request, _ in batch]
+        authorization = self.coalesce_authorization or items[0][0]
+        body = coalesced.write_requests(items)
+        head = b"POST %s HTTP/1.1\r\ncontent-type: %s\r\nauthorization: %s\r\n" % (
+            coalesced.PATH.encode(),
+            coalesced.MEDIA_TYPE.encode(),
+            authorization,
+        )
+        head += b"content-length: %d\r\nhost: 127.0.0.1:%d\r\n\r\n" % (len(body), port)
+        n = len(batch)
+
+        def done(answer: tuple | None, error: Exception | None) -> None:
+            self.forwarding -= n
+            self.in_flight[port] -= n
+            replies = None
+            if error is None:
+                status, headers, payload, keep = answer
+                if status == 200:
+                    try:
+                        replies = coalesced.read_answers(payload, n)
+                    except ValueError as exc:
+                        error = UpstreamError(f"coalesced answer: {exc}", True, unreadable=True)
+                        keep = False
+                if status < 500 and keep and not conn.closed and error is None:
+                    self.pool.release(port, conn)
+                else:
+                    conn.close()
+            else:
+                conn.close()
+            if replies is None:  # each asks again on its own: the bento decided none of them
+                if error is None:
+                    self.coalesced["declined"] += 1
+                    error = _NotSentError()
+                    if status == 401:
+                        self.coalesce_authorization = b""
+                for _, answered in batch:
+                    answered(None, error)
+                return
+            self.coalesce_authorization = authorization
+            self.served[port] += n
+            shared = [h for h in headers if h[0].lower() != b"content-type"]
+            for (_, answered), (status, own, body) in zip(batch, replies, strict=True):
+                answered((status, shared + own, body), None)
+
+        try:
+            conn.send(head, body, self.limits.upstream_timeout_s, done)
+        except UpstreamError:
+            conn.close()
+            for request, answered in batch:
+                if not self._send_alone(request, answered, port):
+                    answered(None, _NotSentError())
+            return
+        self.coalesced["exchanges"] += 1
+        self.coalesced["requests"] += n
+        self.forwarding += n
+        self.in_flight[port] += n
+
     async def forward(self, request: _Request, first: Exception | None = None) -> Reply:
         """The bento's answer. A connection is reused only after an answer under 500; one that
         fails before any answer byte (the bento had closed it) is tried once more on a fresh
@@ -495,6 +605,8 @@ class FrontDoor:
         bento's death (its process gone), it is asked of the bento switched to; unreadable,
         or cut off by a bento still running, it is a 502. ``first``: how ``forward_soon``'s
         try on a pooled connection failed, handled as this one's first."""
+        if isinstance(first, _NotSentError):
+            first = None
         if self.forwarding >= self.limits.max_in_flight:
             self.refused["overloaded"] += 1
             return overloaded(
@@ -595,6 +707,17 @@ class FrontDoor:
     def _failed(self, port: int, exc: Exception) -> Reply:
         self.refused["bad_gateway"] += 1
         return error_reply(502, "bad_gateway", f"bento on port {port}: {exc!r}")
+
+
+def _item(request: _Request) -> coalesced.Item:
+    """What the bento reads of a single request: its token, its content type and its body."""
+    authorization = content_type = None
+    for name, value in request.headers:
+        if name == b"authorization" and authorization is None:
+            authorization = value
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    return authorization or b"", content_type or b"", request.body
 
 
 class Connection(asyncio.Protocol):

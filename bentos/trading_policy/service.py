@@ -53,7 +53,7 @@ from uvicorn.protocols.http import httptools_impl
 
 from bentos.trading_policy.release import bento_model_tag, verify_release
 from bentos.trading_policy.settings import ServeSettings, workers_from_env
-from tradeops_assets.core import decision, features, request, request_arrow, tokens
+from tradeops_assets.core import coalesced, decision, features, request, request_arrow, tokens
 from tradeops_assets.core.bundle import PolicyBundle
 from tradeops_assets.core.errors import ConfigError, RequestError, TradeopsError
 from tradeops_assets.core.prediction_log import LogBatch, PredictionLog, now_us
@@ -62,7 +62,11 @@ logger = logging.getLogger("tradeops.serving")
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 ARROW = request_arrow.MEDIA_TYPE.encode()
-MEDIA_TYPES = {"/predict": (b"application/json",), "/predict_batch": (b"application/json", ARROW)}
+MEDIA_TYPES = {
+    "/predict": (b"application/json",),
+    "/predict_batch": (b"application/json", ARROW),
+    coalesced.PATH: (coalesced.MEDIA_TYPE.encode(),),
+}
 TOKEN_RELOAD_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 1
 
@@ -118,28 +122,31 @@ def _answer_tail(version: str, bento_tag: str) -> str:
     )
 
 
-def _error(exc: RequestError) -> Response:
+def _error(exc: RequestError) -> tuple[int, bytes]:
     """422 for content a trader must fix, 413 for a payload past a size limit."""
     status = 413 if exc.reason.startswith(("at most", "larger than")) else 422
-    return _json({"error": "invalid_request", "field": exc.field, "reason": exc.reason}, status)
+    payload = {"error": "invalid_request", "field": exc.field, "reason": exc.reason}
+    return status, json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _reply(status: int, payload: bytes, *headers: tuple[bytes, bytes]):
-    """A whole response as plain ASGI messages, for refusals made before any handler."""
+    """A whole response as plain ASGI messages, for refusals made before any handler;
+    ``headers`` name the content type (JSON if they do not)."""
+    if not any(name == b"content-type" for name, _ in headers):
+        headers = ((b"content-type", b"application/json"), *headers)
     start = {
         "type": "http.response.start",
         "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *headers,
-        ],
+        "headers": [(b"content-length", str(len(payload)).encode()), *headers],
     }
     return start, {"type": "http.response.body", "body": payload}
 
 
 def _header(scope, name: bytes) -> bytes:
     return next((v for k, v in scope["headers"] if k == name), b"")
+
+
+UNAUTHORIZED = (401, "unauthorized", "missing or wrong bearer token")
 
 
 def _refusal(scope) -> tuple[int, str, str] | None:
@@ -150,7 +157,7 @@ def _refusal(scope) -> tuple[int, str, str] | None:
     if path not in ROUTES:
         return 404, "not_found", "no such route"
     if _client(scope) is None:
-        return 401, "unauthorized", "missing or wrong bearer token"
+        return UNAUTHORIZED
     method = ROUTES[path][0]
     if scope["method"] != method:
         return 405, "method_not_allowed", f"{path} takes {method}"
@@ -158,18 +165,39 @@ def _refusal(scope) -> tuple[int, str, str] | None:
         encoding = _header(scope, b"content-encoding").strip().lower()
         if encoding not in (b"", b"identity"):
             return 415, "unsupported_encoding", "content-encoding is not accepted; send plain JSON"
-        if _media_type(scope) not in MEDIA_TYPES[path]:
-            accepted = " or ".join(t.decode() for t in MEDIA_TYPES[path])
-            return 415, "unsupported_media_type", f"content-type must be {accepted}"
         declared = _header(scope, b"content-length")
-        limit = _state.settings.max_body_bytes if _state is not None else 0
-        if declared and (not declared.isdigit() or int(declared) > limit):
-            return 413, "too_large", f"body larger than {limit} bytes"
+        size = int(declared) if declared.isdigit() else 0 if not declared else sys.maxsize
+        return _content_refusal(path, _media_type(scope), size)
     return None
 
 
+def _content_refusal(path: str, media_type: bytes, size: int) -> tuple[int, str, str] | None:
+    if media_type not in MEDIA_TYPES[path]:
+        accepted = " or ".join(t.decode() for t in MEDIA_TYPES[path])
+        return 415, "unsupported_media_type", f"content-type must be {accepted}"
+    limit = _state.settings.max_body_bytes if _state is not None else 0
+    if size > limit:
+        return 413, "too_large", f"body larger than {limit} bytes"
+    return None
+
+
+def _gate_answer(status: int, error: str, reason: str) -> coalesced.Answer:
+    """A refusal made before any handler, counted by reason."""
+    REFUSED_REQUESTS.labels(error).inc()
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="tradeops"'))
+    elif status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    return status, headers, json.dumps({"error": error, "reason": reason}).encode()
+
+
 def _media_type(scope) -> bytes:
-    return _header(scope, b"content-type").split(b";")[0].strip().lower()
+    return _media(_header(scope, b"content-type"))
+
+
+def _media(content_type: bytes) -> bytes:
+    return content_type.split(b";")[0].strip().lower()
 
 
 def _client(scope) -> str | None:
@@ -197,12 +225,7 @@ class Gate:
         if refused is None and _state is not None and self.in_flight >= _state.max_in_flight:
             refused = (503, "overloaded", "too many requests in flight; retry after 1 s")
         if refused is not None:
-            status, error, reason = refused
-            REFUSED_REQUESTS.labels(error).inc()
-            headers = [(b"www-authenticate", b'Bearer realm="tradeops"')] if status == 401 else []
-            if status == 503:
-                headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
-            payload = json.dumps({"error": error, "reason": reason}).encode()
+            status, headers, payload = _gate_answer(*refused)
             for message in _reply(status, payload, *headers):
                 await send(message)
             return
@@ -528,11 +551,15 @@ def _loads(body: bytes) -> Any:
         return from_json(body)
 
 
-async def _body(http: Request) -> Any:
+def _json_body(body: bytes) -> Any:
     try:
-        return _loads(await _bytes(http))
+        return _loads(body)
     except ValueError as exc:
         raise RequestError("body", f"is not valid JSON: {exc}") from None
+
+
+async def _body(http: Request) -> Any:
+    return _json_body(await _bytes(http))
 
 
 def _symbol_of(payload: Any) -> str | None:
@@ -547,21 +574,73 @@ async def predict(http: Request) -> Response:
     payload = None
     try:
         payload = await _body(http)
-        decisions, row = await state.decide_soon(payload)
+        decided = state.decide_soon(payload)
     except RequestError as exc:
         return _refuse(state, client, exc, started, _symbol_of(payload))
+    status, answer = await _answer_one(state, client, payload, decided, started)
+    return Response(answer, status_code=status, media_type="application/json")
+
+
+async def _answer_one(
+    state: _Serving, client: str, payload: Any, decided: asyncio.Future, started: float
+) -> tuple[int, bytes]:
+    """A single request's status and JSON once its batch is decided, logged either way."""
+    try:
+        decisions, row = await decided
+    except RequestError as exc:
+        return _refused(state, client, exc, started, _symbol_of(payload))
     if refused := decisions.refusal(row):
-        return _refuse(state, client, refused, started, decisions.symbols[row])
+        return _refused(state, client, refused, started, decisions.symbols[row])
     request_id = state.record_one(decisions, row, started, client)
-    return _json(state.answers(decisions.targets[row : row + 1], [request_id])[0])
+    return 200, state.answers(decisions.targets[row : row + 1], [request_id])[0].encode()
+
+
+async def predict_many(http: Request) -> Response:
+    """The front door's coalesced single requests (``core.coalesced``): each is screened as
+    the gate screens a ``/predict`` (its own token, content type and size), decided with
+    the others in one batch, logged under its own client, and answered on its own."""
+    started = time.perf_counter()
+    state = _serving()
+    try:
+        items = coalesced.read_requests(await _bytes(http))
+    except RequestError as exc:
+        return _refuse(state, http.scope["state"]["tradeops_client"], exc, started)
+    json_type = [(b"content-type", b"application/json")]
+    answers: list[coalesced.Answer | None] = []
+    waiting = []
+    for authorization, content_type, body in items:
+        client = state.client(authorization)
+        refused = UNAUTHORIZED if client is None else None
+        if refused := refused or _content_refusal("/predict", _media(content_type), len(body)):
+            answers.append(_gate_answer(*refused))
+            continue
+        payload = None
+        try:
+            payload = _json_body(body)
+            waiting.append((len(answers), client, payload, state.decide_soon(payload)))
+            answers.append(None)  # all are asked before any is awaited: one batch
+        except RequestError as exc:
+            status, text = _refused(state, client, exc, started, _symbol_of(payload))
+            answers.append((status, json_type, text))
+    for i, client, payload, decided in waiting:
+        status, text = await _answer_one(state, client, payload, decided, started)
+        answers[i] = (status, json_type, text)
+    return Response(coalesced.write_answers(answers), media_type=coalesced.MEDIA_TYPE)
 
 
 def _refuse(
     state: _Serving, client: str, exc: RequestError, started: float, symbol: str | None = None
 ) -> Response:
-    response = _error(exc)
-    state.refused(client, response.status_code, f"{exc.field}: {exc.reason}", started, symbol)
-    return response
+    status, payload = _refused(state, client, exc, started, symbol)
+    return Response(payload, status_code=status, media_type="application/json")
+
+
+def _refused(
+    state: _Serving, client: str, exc: RequestError, started: float, symbol: str | None = None
+) -> tuple[int, bytes]:
+    status, payload = _error(exc)
+    state.refused(client, status, f"{exc.field}: {exc.reason}", started, symbol)
+    return status, payload
 
 
 async def predict_batch(http: Request) -> Response:
@@ -619,6 +698,7 @@ async def metadata(_: Request) -> Response:
 ROUTES = {
     "/predict": ("POST", predict),
     "/predict_batch": ("POST", predict_batch),
+    coalesced.PATH: ("POST", predict_many),
     "/metadata": ("GET", metadata),
 }
 """Path -> (method, handler): what the gate checks a request against and hands it to."""

@@ -6,6 +6,7 @@ answer), which a healthy bento will not do on cue; the last one fronts a real be
 """
 
 import asyncio
+import copy
 import gzip
 import json
 import signal
@@ -19,12 +20,14 @@ import time
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 
 from resources.frontdoor import ADMIN_SOCKET, SPEC_FILE, STATUS_PATH
 from resources.serving import free_port, stop_group
 from tests.bentos.conftest import request_for
 from tradeops_assets.core import scheduling
+from tradeops_assets.core.prediction_log import read_log
 
 UPSTREAM = textwrap.dedent(
     """
@@ -72,6 +75,12 @@ UPSTREAM = textwrap.dedent(
                     poisoned = True
                     continue
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if path == "/predict_many":  # not a bento: it speaks no coalesced frames
+                    if headers.get("authorization") == "Bearer garbage":
+                        reply(writer, 200, {"not": "frames"})
+                    else:
+                        reply(writer, 401, {"error": "unauthorized"})
+                    continue
                 if "x-hold" in headers:
                     await RELEASE.wait()
                 if "x-garbage" in headers:
@@ -185,9 +194,12 @@ def upstream():
 
 @pytest.fixture
 def door_for(tmp_path):
+    """A door that sends each request on its own unless ``coalesce``: the misbehaving
+    server acts on each request's headers, which a coalesced exchange does not carry."""
     doors: list[Door] = []
 
-    def start(port: int, *limits: str) -> Door:
+    def start(port: int, *limits: str, coalesce: bool = False) -> Door:
+        limits += () if coalesce else ("--coalesce-requests", "1")
         doors.append(Door(tmp_path / f"door{len(doors)}", port, *limits))
         return doors[-1]
 
@@ -203,6 +215,30 @@ def raw(port: int, data: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(data)
     return sock
+
+
+def post_at_once(door: Door, requests: list[bytes], rounds: int = 20) -> list[list[bytes]]:
+    """Each request on a connection of its own, all written before any answer is read, so
+    that the door reads several in one event-loop turn; ``rounds`` times, until it has
+    coalesced some, with every round's answers."""
+    answers = []
+    for _ in range(rounds):
+        socks = [socket.create_connection(("127.0.0.1", door.port), timeout=30) for _ in requests]
+        for sock, request in zip(socks, requests, strict=True):
+            sock.sendall(request)
+        answers.append([read_all(sock) for sock in socks])
+        for sock in socks:
+            sock.close()
+        if door.status()["coalesced"].get("exchanges"):
+            break
+    return answers
+
+
+def one_shot(body: bytes, *headers: str) -> bytes:
+    head = "".join(
+        f"{h}\r\n" for h in (*headers, f"Content-Length: {len(body)}", "Connection: close")
+    )
+    return POST + head.encode() + b"\r\n" + body
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -541,3 +577,95 @@ def test_a_moved_deadline_fires_once_at_its_last_position_and_never_when_disarme
         return fired
 
     assert asyncio.run(run()) == ["moved"]
+
+
+@pytest.mark.parametrize("answer", ["declined", "garbage"])
+def test_a_coalesced_exchange_the_bento_declines_is_sent_again_one_by_one(
+    upstream, door_for, answer
+):
+    """Refused as a whole (a 401 for the exchange's token, say), each request is sent on its
+    own and answered as it would have been; an answer that is not frames is a 502 for each,
+    and none is asked again."""
+    door = door_for(upstream.port, coalesce=True)
+    token = "Authorization: Bearer " + ("garbage" if answer == "garbage" else "whatever")
+    rounds = post_at_once(door, [one_shot(b"[%d]" % k, token) for k in range(8)])
+    status, paths = door.status(), upstream.counts()["paths"]
+    sent_together = status["coalesced"]["requests"]
+    assert status["coalesced"]["exchanges"] >= 1
+    assert paths.count("/predict_many") == status["coalesced"]["exchanges"]
+    codes = [status_line(r) for r in rounds[-1]]
+    if answer == "declined":
+        assert status["coalesced"]["declined"] == status["coalesced"]["exchanges"]
+        assert set(codes) == {"HTTP/1.1 200 OK"}
+        sizes = [json.loads(r.split(b"\r\n\r\n", 1)[1])["bytes"] for r in rounds[-1]]
+        assert sizes == [3] * 8
+        assert paths.count("/predict") == 8 * len(rounds)  # each once on its own
+    else:
+        assert codes.count("HTTP/1.1 502 Bad Gateway") == sent_together
+        assert status["refused"]["bad_gateway"] == sent_together
+        assert paths.count("/predict") == 8 * len(rounds) - sent_together  # none again
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bento")
+def test_single_requests_coalesced_by_the_door_are_each_answered_as_if_alone(served, door_for):
+    """Requests that reach the door together go to the bento as one exchange: each is
+    authenticated, screened, decided, logged under its own client and answered exactly as
+    the bento answers it alone, a bad one beside good ones included."""
+    from tests.bentos.conftest import DESK_TOKEN
+
+    door = door_for(int(served.url.rsplit(":", 1)[1]), coalesce=True)
+    good = [request_for(served.bars, f"SYN{k % 3:04d}", 100, position=0.1 * k) for k in range(6)]
+    bad_bar = copy.deepcopy(good[0])
+    bad_bar["bars"][5]["high"] = -1.0
+    calls = [
+        *((json.dumps(body).encode(), served.token, "application/json") for body in good[:4]),
+        *((json.dumps(body).encode(), DESK_TOKEN, "application/json") for body in good[4:]),
+        (json.dumps(good[0]).encode(), "x" * 40, "application/json"),
+        (b"{not json", served.token, "application/json"),
+        (json.dumps(bad_bar).encode(), served.token, "application/json"),
+        (json.dumps(good[0]).encode(), served.token, "text/plain"),
+    ]
+    alone = []
+    for body, token, media in calls:
+        answer = httpx.post(
+            f"{served.url}/predict",
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": media},
+        )
+        alone.append((answer.status_code, _without_id(answer.json(), approx=True)))
+    assert [status for status, _ in alone] == [200] * 6 + [401, 422, 422, 415]
+
+    requests = [
+        one_shot(body, f"Authorization: Bearer {token}", f"Content-Type: {media}")
+        for body, token, media in calls
+    ]
+    rounds = post_at_once(door, requests)
+    coalesced = door.status()["coalesced"]
+    assert coalesced["exchanges"] >= 1
+    assert coalesced["requests"] > coalesced["exchanges"]
+    ids = {}
+    for replies in rounds:
+        together = []
+        for k, reply in enumerate(replies):
+            head, body = reply.split(b"\r\n\r\n", 1)
+            together.append((int(status_line(reply).split()[1]), _without_id(json.loads(body))))
+            if k == 6:
+                assert b"www-authenticate: bearer" in head.lower()
+            if k < 6:
+                ids[json.loads(body)["request_id"]] = "desk-a" if k >= 4 else "default"
+        assert together == alone
+    logged = read_log(served.log_dir).filter(pl.col("request_id").is_in(list(ids)))
+    deadline = time.monotonic() + 15
+    while logged.height < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        logged = read_log(served.log_dir).filter(pl.col("request_id").is_in(list(ids)))
+    assert dict(zip(logged["request_id"], logged["client"], strict=True)) == ids
+
+
+def _without_id(answer: dict, approx: bool = False) -> dict:
+    """All but the request id; ``approx``: the target as float32 resolves it, batched or not."""
+    kept = {k: v for k, v in answer.items() if k != "request_id"}
+    if approx and "target_position" in kept:
+        kept["target_position"] = pytest.approx(kept["target_position"], abs=1e-6)
+    return kept
