@@ -53,6 +53,8 @@ PAIRS = 3
 """Alternations of two loads compared with each other: the bento alone and through the
 door, for the door's cost; /livez and /predict, for the share of BentoML's ceiling."""
 CEILING_CONNECTIONS = 16
+WARMUP_S = 1.0
+"""Load before a run's measured span (bench.load), at the same rate."""
 ARROW_HEADERS = {"Content-Type": request_arrow.MEDIA_TYPE}
 
 
@@ -136,7 +138,7 @@ class LoadRun:
         duration: float,
         headers: dict,
         method: str = "POST",
-        warmup: float = 1.0,
+        warmup: float = WARMUP_S,
         **options,
     ) -> None:
         """``options``: more of ``bench.load``'s spec (``track_hurt``)."""
@@ -211,13 +213,15 @@ def _mlflow_server(uri: str, env: dict, log: Path) -> tuple[subprocess.Popen, st
     raise SystemExit("mlflow models serve did not come up")
 
 
-def _front_door(tmp: Path, bento: BentoProcess, settings: ServeSettings) -> tuple[int, str]:
+def _front_door(
+    tmp: Path, bento: BentoProcess, settings: ServeSettings, name: str = "door", *options: str
+) -> tuple[int, str]:
     """``python -m resources.frontdoor`` forwarding to ``bento``, pinned to the bento's core."""
-    state = tmp / "door"
+    state = tmp / name
     state.mkdir(mode=0o700)
     (state / BACKEND_FILE).write_text(json.dumps({"port": bento.port, "bento_tag": bento.target}))
     port = free_port()
-    log = tmp / "frontdoor.log"
+    log = tmp / f"frontdoor-{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -225,6 +229,7 @@ def _front_door(tmp: Path, bento: BentoProcess, settings: ServeSettings) -> tupl
                 *("--port", str(port), "--state", str(state)),
                 *("--max-body-bytes", str(settings.max_body_bytes)),
                 *("--max-in-flight", str(settings.max_in_flight)),
+                *options,
             ],
             cwd=ROOT,
             stdout=out,
@@ -334,6 +339,9 @@ def bench_serving(
             # door is measured last and may fail alone: the direct figures stand without it.
             try:
                 door_pid, door = _front_door(tmp, bento, settings)
+                alone_pid, alone = _front_door(
+                    tmp, bento, settings, "door-alone", "--coalesce-requests", "1"
+                )
             except (RuntimeError, OSError) as exc:
                 print(f"bench: front door not measured: {exc}", file=sys.stderr)
                 door_pid, door = None, None
@@ -359,13 +367,24 @@ def bench_serving(
                     )
                     # The door's cost is a small difference of two large figures taken
                     # minutes apart on a machine whose speed drifts: alternate them instead.
+                    # The second door sends each request on its own, as before coalescing.
                     at = _pair_at(connections)
+                    runs = (
+                        ("pair_bento", bento.url, None),
+                        ("pair_door", door, door_pid),
+                        ("pair_alone", alone, alone_pid),
+                    )
                     for k in range(PAIRS):
-                        for name, url in (("pair_bento", bento.url), ("pair_door", door)):
+                        for name, url, pid in runs:
+                            cpu = _cpu_s(pid) if pid else 0.0
                             run = _load(f"{url}/predict", requests, at, duration, auth)
+                            if pid:
+                                sent = run["rps"] * (run["span_s"] + WARMUP_S)
+                                run["door_cpu_us"] = (_cpu_s(pid) - cpu) / sent * 1e6
                             ours[f"{name}{k}@{at}"] = run
                 finally:
                     stop_group(door_pid)
+                    stop_group(alone_pid)
         finally:
             bento.stop()
         proc, url = _mlflow_server(tracking, env, tmp / "mlflow.log")
@@ -396,6 +415,12 @@ def _peak(levels: dict, connections) -> tuple[str, int]:
         ((name, c) for name in ("predict", "predict_columnar") for c in connections),
         key=lambda nc: levels[f"{nc[0]}@{nc[1]}"]["rps"],
     )
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds ``pid`` has used (``/proc/<pid>/stat`` fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _median_at(values: list[float]) -> int:
@@ -471,6 +496,17 @@ def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, i
         shares = [100 * d["rps"] / b["rps"] for b, d in pairs]
         added = [d["p99_ms"] - b["p99_ms"] for b, d in pairs]
         middle = _median_at(shares)
+        alone = [(b, ours[f"pair_alone{k}@{pair_at}"]) for k, (b, _) in enumerate(pairs)]
+        alone_shares = [100 * a["rps"] / b["rps"] for b, a in alone]
+        alone_added = [a["p99_ms"] - b["p99_ms"] for b, a in alone]
+        cpu_us = np.median([d["door_cpu_us"] for _, d in pairs])
+        alone_cpu_us = np.median([a["door_cpu_us"] for _, a in alone])
+        without = (
+            f"The same door sending each request on its own (--coalesce-requests 1), in the "
+            f"same alternation: {np.median(alone_shares):.1f}% of the bento, p99 "
+            f"{np.median(alone_added):+.1f} ms, {alone_cpu_us:.0f} µs of door CPU a request "
+            f"(coalescing: {cpu_us:.0f} µs)"
+        )
         rounds = "; ".join(
             f"bento {b['rps']:,.0f}/s p99 {b['p99_ms']:.1f} ms, door {d['rps']:,.0f}/s p99 "
             f"{d['p99_ms']:.1f} ms ({_failed(d)} of {d['requests']:,})"
@@ -487,7 +523,7 @@ def _results(ours: dict, peer: dict, connections, gap: float, sizes: dict[str, i
                 f"sweep: door {pd['rps']:,.0f}/s at {cd} connections, bento "
                 f"{p_ours['rps']:,.0f}/s at {c_ours}; /predict_batch as Arrow through the door "
                 f"{bda['rps'] * BATCH:,.0f} decisions/s at {cda} connections (bento alone "
-                f"{ba_ours['rps'] * BATCH:,.0f})",
+                f"{ba_ours['rps'] * BATCH:,.0f}). {without}",
             },
             "serve_door_added_p99_ms": {
                 "value": round(float(np.median(added)), 1),

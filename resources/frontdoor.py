@@ -31,6 +31,15 @@ client's failure cannot reach another's request; a connection that fails before
 any response byte (a pooled connection the bento had closed) is retried once on
 a fresh one.
 
+Single ``/predict`` requests that arrive in one event-loop turn go to the bento
+together, as one ``/predict_many`` exchange (``core.coalesced``): each keeps its
+own token, content type and body, and its client gets exactly the answer the
+bento gives it alone (``FrontDoor.forward_soon``). The bento pays its HTTP cost
+once a turn instead of once a request, so the door adds throughput instead of
+costing it. A lone request is sent as it came; an exchange the bento refuses as a
+whole is sent again one request at a time, and a failed one is retried, failed
+over or refused per request, as a single request's failure is.
+
 The status (backend, requests in flight per backend, refusals) is not on the
 serving port: it is ``GET /_frontdoor`` on the Unix socket ``DIR/frontdoor.sock``,
 owner-only (the socket 0600, DIR 0700), which is how the deployer knows the old

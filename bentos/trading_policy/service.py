@@ -746,7 +746,7 @@ def _bento_tag() -> str:
     logging={"access": {"enabled": False}},
     # OpenTelemetry spans cost a quarter of a /predict and no exporter is set; every
     # decision is in the prediction log under its request_id instead
-    tracing={"excluded_urls": ["/predict", "/predict_batch"]},
+    tracing={"excluded_urls": ["/predict", "/predict_batch", coalesced.PATH]},
 )
 @bentoml.asgi_app(api, path="/")
 class TradingPolicy:
