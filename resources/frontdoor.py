@@ -415,6 +415,8 @@ class FrontDoor:
         self.coalescing: list[tuple[_Request, object]] = []
         self.coalesce_authorization = b""
         """A token the bento took for a coalesced exchange: each request still carries its own."""
+        self.single_only: set[int] = set()
+        """Ports of bentos built before ``/predict_many`` (a rollback): each request goes alone."""
         self.uploads = 0
         self.forwarding = 0
         self.connections = 0
@@ -464,6 +466,7 @@ class FrontDoor:
             "refused": dict(self.refused),
             "retried": self.retried,
             "coalesced": dict(self.coalesced),
+            "single_only": sorted(self.single_only),
             "uploads": self.uploads,
             "forwarding": self.forwarding,
             "connections": self.connections,
@@ -540,7 +543,8 @@ class FrontDoor:
         self._send_batch(batch, port)
 
     def _send_batch(self, batch: list, port: int) -> None:
-        conn = self.pool.reuse(port) if len(batch) > 1 else None
+        coalescing = len(batch) > 1 and port not in self.single_only
+        conn = self.pool.reuse(port) if coalescing else None
         if conn is None:
             for request, answered in batch:
                 if not self._send_alone(request, answered, port):
@@ -562,33 +566,23 @@ class FrontDoor:
             self.in_flight[port] -= n
             replies = None
             if error is None:
-                status, headers, payload, keep = answer
-                if status == 200:
-                    try:
-                        replies = coalesced.read_answers(payload, n)
-                    except ValueError as exc:
-                        error = UpstreamError(f"coalesced answer: {exc}", True, unreadable=True)
-                        keep = False
-                if status < 500 and keep and not conn.closed and error is None:
-                    self.pool.release(port, conn)
-                else:
-                    conn.close()
+                try:
+                    replies = self._unframed(port, answer, n)
+                except UpstreamError as exc:
+                    error = exc
+            if error is None and answer[0] < 500 and answer[3] and not conn.closed:
+                self.pool.release(port, conn)
             else:
                 conn.close()
-            if replies is None:  # each asks again on its own: the bento decided none of them
-                if error is None:
-                    self.coalesced["declined"] += 1
-                    error = _NotSentError()
-                    if status == 401:
-                        self.coalesce_authorization = b""
+            if error is not None or replies is None:
                 for _, answered in batch:
-                    answered(None, error)
+                    answered(None, error or _NotSentError())
                 return
-            self.coalesce_authorization = authorization
+            if answer[0] == 200:
+                self.coalesce_authorization = authorization
             self.served[port] += n
-            shared = [h for h in headers if h[0].lower() != b"content-type"]
-            for (_, answered), (status, own, body) in zip(batch, replies, strict=True):
-                answered((status, shared + own, body), None)
+            for (_, answered), reply in zip(batch, replies, strict=True):
+                answered(reply, None)
 
         try:
             conn.send(head, body, self.limits.upstream_timeout_s, done)
@@ -602,6 +596,29 @@ class FrontDoor:
         self.coalesced["requests"] += n
         self.forwarding += n
         self.in_flight[port] += n
+
+    def _unframed(self, port: int, answer: tuple, n: int) -> list[Reply] | None:
+        """Each request's reply from a coalesced exchange's answer; None when the bento
+        refused the exchange before any work, so that each is sent again on its own."""
+        status, headers, payload, _ = answer
+        if status == 200:
+            framed = (b"content-type", coalesced.MEDIA_TYPE.encode())
+            if framed not in [(k.lower(), v) for k, v in headers]:
+                raise UpstreamError("coalesced answer without frames", True, unreadable=True)
+            try:
+                frames = coalesced.read_answers(payload, n)
+            except ValueError as exc:
+                raise UpstreamError(f"coalesced answer: {exc}", True, unreadable=True) from None
+            shared = [h for h in headers if h[0].lower() != b"content-type"]
+            return [(code, shared + own, body) for code, own, body in frames]
+        if status < 500 or status == 503:
+            self.coalesced["declined"] += 1
+            if status in (404, 405, 415):
+                self.single_only.add(port)
+            elif status == 401:
+                self.coalesce_authorization = b""
+            return None
+        return [(status, headers, payload)] * n  # it failed once at work: as each would alone
 
     async def forward(self, request: _Request, first: Exception | None = None) -> Reply:
         """The bento's answer. A connection is reused only after an answer under 500; one that

@@ -9,6 +9,7 @@ import asyncio
 import copy
 import gzip
 import json
+import os
 import signal
 import socket
 import stat
@@ -76,10 +77,9 @@ UPSTREAM = textwrap.dedent(
                     continue
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 if path == "/predict_many":  # not a bento: it speaks no coalesced frames
-                    if headers.get("authorization") == "Bearer garbage":
-                        reply(writer, 200, {"not": "frames"})
-                    else:
-                        reply(writer, 401, {"error": "unauthorized"})
+                    token = headers.get("authorization", "").removeprefix("Bearer ")
+                    status = {"garbage": 200, "old": 404, "broken": 500}.get(token, 401)
+                    reply(writer, status, {"error": f"as a {token} bento answers"})
                     continue
                 if "x-hold" in headers:
                     await RELEASE.wait()
@@ -217,15 +217,20 @@ def raw(port: int, data: bytes) -> socket.socket:
     return sock
 
 
-def post_at_once(door: Door, requests: list[bytes], rounds: int = 20) -> list[list[bytes]]:
-    """Each request on a connection of its own, all written before any answer is read, so
-    that the door reads several in one event-loop turn; ``rounds`` times, until it has
-    coalesced some, with every round's answers."""
+def post_at_once(door: Door, requests: list[bytes], rounds: int = 5) -> list[list[bytes]]:
+    """Each request on a connection of its own, all written while the door is stopped, so
+    that it reads them in one event-loop turn; ``rounds`` times, until it has coalesced
+    some, with every round's answers."""
     answers = []
     for _ in range(rounds):
         socks = [socket.create_connection(("127.0.0.1", door.port), timeout=30) for _ in requests]
-        for sock, request in zip(socks, requests, strict=True):
-            sock.sendall(request)
+        time.sleep(0.2)  # accepted
+        os.kill(door.proc.pid, signal.SIGSTOP)
+        try:
+            for sock, request in zip(socks, requests, strict=True):
+                sock.sendall(request)
+        finally:
+            os.kill(door.proc.pid, signal.SIGCONT)
         answers.append([read_all(sock) for sock in socks])
         for sock in socks:
             sock.close()
@@ -579,31 +584,40 @@ def test_a_moved_deadline_fires_once_at_its_last_position_and_never_when_disarme
     assert asyncio.run(run()) == ["moved"]
 
 
-@pytest.mark.parametrize("answer", ["declined", "garbage"])
-def test_a_coalesced_exchange_the_bento_declines_is_sent_again_one_by_one(
-    upstream, door_for, answer
+@pytest.mark.parametrize("bento", ["refusing", "old", "garbage", "broken"])
+def test_a_coalesced_exchange_the_bento_cannot_answer_is_answered_request_by_request(
+    upstream, door_for, bento
 ):
-    """Refused as a whole (a 401 for the exchange's token, say), each request is sent on its
-    own and answered as it would have been; an answer that is not frames is a 502 for each,
-    and none is asked again."""
+    """Refused before any work (a 401 for the exchange's token; a 404 from a bento built
+    before ``/predict_many``, which then gets each request alone), each request is sent
+    again on its own and answered as it would have been. An answer that is not frames is
+    a 502 for each and a failure at work (500) is each one's answer, as it would be for a
+    request sent alone; neither is asked again."""
     door = door_for(upstream.port, coalesce=True)
-    token = "Authorization: Bearer " + ("garbage" if answer == "garbage" else "whatever")
-    rounds = post_at_once(door, [one_shot(b"[%d]" % k, token) for k in range(8)])
+    token = f"Authorization: Bearer {bento}"
+    requests = [one_shot(b"[%d]" % k, token) for k in range(8)]
+    rounds = post_at_once(door, requests)
     status, paths = door.status(), upstream.counts()["paths"]
-    sent_together = status["coalesced"]["requests"]
-    assert status["coalesced"]["exchanges"] >= 1
-    assert paths.count("/predict_many") == status["coalesced"]["exchanges"]
+    exchanges, sent_together = status["coalesced"]["exchanges"], status["coalesced"]["requests"]
+    assert exchanges >= 1
+    assert paths.count("/predict_many") == exchanges
     codes = [status_line(r) for r in rounds[-1]]
-    if answer == "declined":
-        assert status["coalesced"]["declined"] == status["coalesced"]["exchanges"]
+    if bento in ("refusing", "old"):
+        assert status["coalesced"]["declined"] == exchanges
         assert set(codes) == {"HTTP/1.1 200 OK"}
         sizes = [json.loads(r.split(b"\r\n\r\n", 1)[1])["bytes"] for r in rounds[-1]]
         assert sizes == [3] * 8
         assert paths.count("/predict") == 8 * len(rounds)  # each once on its own
+        assert status["single_only"] == ([upstream.port] if bento == "old" else [])
     else:
-        assert codes.count("HTTP/1.1 502 Bad Gateway") == sent_together
-        assert status["refused"]["bad_gateway"] == sent_together
+        failed = "502 Bad Gateway" if bento == "garbage" else "500 Internal Server Error"
+        assert codes.count(f"HTTP/1.1 {failed}") == sent_together
+        assert status["refused"].get("bad_gateway", 0) == (sent_together * (bento == "garbage"))
         assert paths.count("/predict") == 8 * len(rounds) - sent_together  # none again
+    if bento == "old":  # no more exchanges for that bento
+        again = post_at_once(door, requests, rounds=3)
+        assert door.status()["coalesced"]["exchanges"] == exchanges
+        assert {status_line(r) for replies in again for r in replies} == {"HTTP/1.1 200 OK"}
 
 
 @pytest.mark.slow
