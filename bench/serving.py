@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from bentos.trading_policy.settings import ServeSettings
-from resources.frontdoor import BACKEND_FILE
+from resources.frontdoor import BACKEND_FILE, proc_stat
 from resources.serving import (
     BentoProcess,
     bento_env,
@@ -419,7 +419,7 @@ def _peak(levels: dict, connections) -> tuple[str, int]:
 
 def _cpu_s(pid: int) -> float:
     """User and system CPU seconds ``pid`` has used (``/proc/<pid>/stat`` fields 14, 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

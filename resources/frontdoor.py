@@ -546,9 +546,7 @@ class FrontDoor:
         coalescing = len(batch) > 1 and port not in self.single_only
         conn = self.pool.reuse(port) if coalescing else None
         if conn is None:
-            for request, answered in batch:
-                if not self._send_alone(request, answered, port):
-                    answered(None, _NotSentError())
+            self._send_each_alone(batch, port)
             return
         items = [_item(request) for request, _ in batch]
         authorization = self.coalesce_authorization or items[0][0]
@@ -588,14 +586,18 @@ class FrontDoor:
             conn.send(head, body, self.limits.upstream_timeout_s, done)
         except UpstreamError:
             conn.close()
-            for request, answered in batch:
-                if not self._send_alone(request, answered, port):
-                    answered(None, _NotSentError())
+            self._send_each_alone(batch, port)
             return
         self.coalesced["exchanges"] += 1
         self.coalesced["requests"] += n
         self.forwarding += n
         self.in_flight[port] += n
+
+    def _send_each_alone(self, batch: list, port: int) -> None:
+        """No exchange: each request on a pooled connection, or to ``forward`` if none is left."""
+        for request, answered in batch:
+            if not self._send_alone(request, answered, port):
+                answered(None, _NotSentError())
 
     def _unframed(self, port: int, answer: tuple, n: int) -> list[Reply] | None:
         """Each request's reply from a coalesced exchange's answer; None when the bento
@@ -1092,14 +1094,20 @@ class Connection(asyncio.Protocol):
 _PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """State, session and start time of ``pid`` (``/proc/<pid>/stat`` fields 3, 6 and 22)."""
+def proc_stat(pid: int) -> list[bytes] | None:
+    """``/proc/<pid>/stat`` after the command name, which may hold spaces: field n is at
+    index n - 3. None once the process is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
-    fields_ = raw[raw.rindex(b")") + 2 :].split()
-    return fields_[0].decode(), int(fields_[3]), int(fields_[19])
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """State, session and start time of ``pid`` (``/proc/<pid>/stat`` fields 3, 6 and 22)."""
+    fields_ = proc_stat(pid)
+    return None if fields_ is None else (fields_[0].decode(), int(fields_[3]), int(fields_[19]))
 
 
 def _running(pid: int, start: int | None) -> bool:

@@ -45,6 +45,7 @@ from resources.frontdoor import (
     SPARE_FILE,
     SPEC_FILE,
     STATUS_PATH,
+    proc_stat,
 )
 from resources.secrets import Secrets
 from tradeops_assets.core.bundle import write_bundle
@@ -86,11 +87,9 @@ def alive(pid: int | None) -> bool:
 
 def _stat(pid: int) -> tuple[str, int, int, int] | None:
     """State, parent PID, session and start time of ``pid``, from ``/proc/<pid>/stat``."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
+    fields = proc_stat(pid)
+    if fields is None:
         return None
-    fields = raw[raw.rindex(b")") + 2 :].split()  # field n is fields[n - 3]; comm may hold spaces
     return fields[0].decode(), int(fields[1]), int(fields[3]), int(fields[19])
 
 

@@ -610,8 +610,11 @@ async def predict_many(http: Request) -> Response:
     waiting = []
     for authorization, content_type, body in items:
         client = state.client(authorization)
-        refused = UNAUTHORIZED if client is None else None
-        if refused := refused or _content_refusal("/predict", _media(content_type), len(body)):
+        if client is None:
+            refused = UNAUTHORIZED
+        else:
+            refused = _content_refusal("/predict", _media(content_type), len(body))
+        if refused is not None:
             answers.append(_gate_answer(*refused))
             continue
         payload = None
